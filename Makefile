@@ -1,0 +1,32 @@
+# The two commands of the README:
+#   make run    install into .venv, then validate and test the runbooks in runbooks/
+#   make test   lint (ruff), type-check (mypy runner/) and run the test suite (pytest)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install run test bench clean
+
+$(BIN)/runbook: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/runbook
+
+run: install
+	$(BIN)/runbook validate --check-codeowners runbooks/
+	$(BIN)/runbook test runbooks/
+	$(BIN)/runbook list --catalog runbooks/
+
+test: install
+	$(BIN)/ruff check runner tests bench
+	$(BIN)/mypy runner
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/validate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

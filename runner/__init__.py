@@ -1,0 +1,1 @@
+"""runbook-runner: GitOps runbook-as-code automation runner."""

@@ -1,0 +1,76 @@
+"""The Alert model and the alert shapes the CLI reads (Alertmanager webhook, one alert)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import AlertFormatError
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as every source is turned into: labels, annotations, status."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str] = field(default_factory=dict)
+    status: str = "firing"
+    fingerprint: str | None = None
+    starts_at: str | None = None
+    ends_at: str | None = None
+    generator_url: str | None = None
+    source: str = "generic"
+
+    @property
+    def alertname(self) -> str:
+        """The alertname label ('' when absent)."""
+        return self.labels.get("alertname", "")
+
+
+def _str_map(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise AlertFormatError(f"{what} must be an object of strings, got {type(value).__name__}")
+    bad = [k for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise AlertFormatError(f"{what}.{bad[0]} must be a string")
+    return dict(value)
+
+
+def alert_from_dict(data: Any, source: str = "generic", status: str | None = None) -> Alert:
+    """One alert from ``{labels, annotations, status, ...}`` (Alertmanager's alert shape)."""
+    if not isinstance(data, dict):
+        raise AlertFormatError("an alert must be an object with labels")
+    if "labels" not in data:
+        raise AlertFormatError("an alert needs labels (with an alertname)")
+    st = data.get("status", status or "firing")
+    if st not in ("firing", "resolved"):
+        raise AlertFormatError(f"status must be firing or resolved, not {st!r}")
+    return Alert(
+        labels=_str_map(data["labels"], "labels"),
+        annotations=_str_map(data.get("annotations"), "annotations"),
+        status=st,
+        fingerprint=data.get("fingerprint"),
+        starts_at=data.get("startsAt"),
+        ends_at=data.get("endsAt"),
+        generator_url=data.get("generatorURL"),
+        source=source,
+    )
+
+
+def alerts_from_document(data: Any) -> list[Alert]:
+    """Alerts from an Alertmanager webhook payload (``alerts`` list) or one alert."""
+    if isinstance(data, dict) and "alerts" in data:
+        if not isinstance(data["alerts"], list):
+            raise AlertFormatError("alerts must be a list")
+        group_status = data.get("status")
+        return [
+            alert_from_dict(
+                a, "alertmanager", group_status if group_status in ("firing", "resolved") else None
+            )
+            for a in data["alerts"]
+        ]
+    if isinstance(data, list):
+        return [alert_from_dict(a) for a in data]
+    return [alert_from_dict(data)]

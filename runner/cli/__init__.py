@@ -1,0 +1,93 @@
+"""The ``runbook`` command: a thin adapter from the shell to the core.
+
+Exit codes: 0 ok, 1 the check or run failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from runner.catalog import Catalog, load_catalog
+from runner.errors import RunbookError
+
+DEFAULT_CATALOG = Path("runbooks")
+
+
+class Group(click.Group):
+    """Turns library errors into one clean line and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RunbookError as e:
+            fail(str(e))
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug of ours: say so plainly
+            if os.environ.get("RUNBOOK_DEBUG"):
+                raise
+            fail(f"internal error: {type(e).__name__}: {e} (set RUNBOOK_DEBUG=1 for details)")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print *message* to stderr and exit."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def emit_json(data: object) -> None:
+    """Print *data* as indented JSON."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def open_catalog(path: Path, strict: bool = True) -> Catalog:
+    """Load the catalog at *path*; with *strict*, refuse to go on when it has problems."""
+    catalog = load_catalog(path)
+    if strict and catalog.problems:
+        for p in catalog.problems:
+            click.echo(str(p), err=True)
+        fail(
+            f"the catalog at {path} has {len(catalog.problems)} problem(s); "
+            "run `runbook validate` and fix them first"
+        )
+    return catalog
+
+
+catalog_option = click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=DEFAULT_CATALOG,
+    show_default=True,
+    help="The catalog directory (holds policy.yaml).",
+)
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Human text or JSON.",
+)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="runbook-runner")
+def main() -> None:
+    """runbook-runner: runbooks as code, driven by alerts, within their authority.
+
+    \b
+    Example:
+      runbook validate runbooks/
+      runbook test runbooks/
+      runbook route --alert alert.json
+    """
+
+
+from runner.cli import catalog_cmds  # noqa: E402,F401  (registers the commands)

@@ -1,0 +1,31 @@
+"""Durations as runbooks write them: ``30s``, ``10m``, ``1h``, ``1d`` (and ``1h30m``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+PATTERN = r"^([0-9]+[smhd])+$"
+_PART = re.compile(r"([0-9]+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``10m`` into a timedelta; ValueError names the expected form."""
+    if not isinstance(text, str) or not re.fullmatch(PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 1d")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Render a timedelta the way runbooks write it (largest units first)."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            out += f"{n}{unit}"
+    return out

@@ -1,0 +1,106 @@
+"""Params: values taken from an alert or an operator, converted and checked.
+
+Values that come from alerts are untrusted. They are only ever converted to
+their declared type and checked against the runbook's rules here; the
+executor hands them to Ansible as data that is never templated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from runner.alerts import Alert
+from runner.errors import ParamError
+from runner.models import Param, Runbook
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+MAX_LENGTH = 1024
+
+
+def coerce(param: Param, raw: Any) -> Any:
+    """Convert *raw* to the param's type and check every rule; ParamError names the rule."""
+    name = param.name
+    if isinstance(raw, str) and len(raw) > MAX_LENGTH:
+        raise ParamError(name, f"value is longer than {MAX_LENGTH} characters")
+    value: Any
+    if param.type == "string":
+        if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+            raise ParamError(name, f"expected a string, got {raw!r}")
+        value = str(raw)
+    elif param.type == "integer":
+        if isinstance(raw, bool) or not (
+            isinstance(raw, int) or (isinstance(raw, str) and re.fullmatch(r"[+-]?[0-9]+", raw))
+        ):
+            raise ParamError(name, f"expected an integer, got {raw!r}")
+        value = int(raw)
+    elif param.type == "number":
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ParamError(name, f"expected a number, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ParamError(name, f"expected a finite number, got {raw!r}")
+    elif param.type == "boolean":
+        if isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
+            value = raw.lower() in _TRUE
+        else:
+            raise ParamError(name, f"expected true or false, got {raw!r}")
+    else:  # enum
+        matches = [v for v in param.values if v == raw or str(v) == str(raw)]
+        if not matches:
+            allowed = ", ".join(str(v) for v in param.values)
+            raise ParamError(name, f"{raw!r} is not one of {allowed}")
+        value = matches[0]
+    if param.pattern is not None and not re.fullmatch(param.pattern, str(value)):
+        raise ParamError(name, f"{str(value)!r} does not match pattern {param.pattern}")
+    if param.minimum is not None and value < param.minimum:
+        raise ParamError(name, f"{value} is below the minimum {param.minimum:g}")
+    if param.maximum is not None and value > param.maximum:
+        raise ParamError(name, f"{value} is above the maximum {param.maximum:g}")
+    return value
+
+
+def from_alert(param: Param, alert: Alert) -> str | None:
+    """The raw value the alert gives for *param* (after extract), or None."""
+    if param.source is None:
+        return None
+    kind, key = param.source.split(".", 1)
+    raw = (alert.labels if kind == "labels" else alert.annotations).get(key)
+    if raw is None or param.extract is None:
+        return raw
+    m = re.fullmatch(param.extract, raw)
+    if m is None or m.group(1) is None:
+        raise ParamError(param.name, f"{param.source} {raw!r} does not match extract {param.extract}")
+    return m.group(1)
+
+
+def resolve_params(
+    runbook: Runbook, alert: Alert | None = None, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every param's value: operator-given first, then the alert, then the default."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(runbook.params))
+    if unknown:
+        raise ParamError(unknown[0], f"runbook {runbook.name} has no such param")
+    values: dict[str, Any] = {}
+    for name, param in runbook.params.items():
+        if name in given:
+            raw = given[name]
+        else:
+            raw = from_alert(param, alert) if alert is not None else None
+            if raw is None:
+                raw = param.default
+        if raw is None:
+            if param.required:
+                where = f" (no {param.source} in the alert)" if param.source else ""
+                raise ParamError(name, f"a value is required{where} and there is no default")
+            continue
+        values[name] = coerce(param, raw)
+    return values

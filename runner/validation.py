@@ -1,0 +1,369 @@
+"""Stage two of validation: what the files mean, across the whole catalog.
+
+Each check appends Problems pointing at the value at fault; nothing stops at
+the first problem.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+
+from runner.alerts import Alert
+from runner.authority import canonical_module
+from runner.catalog import Catalog
+from runner.durations import format_duration
+from runner.errors import ParamError, YamlError
+from runner.models import Owners, Policy, Runbook, Step
+from runner.params import coerce
+from runner.playbooks import ANSIBLE_NAMES, module_of, playbook_tasks, strings, template_names
+from runner.problems import Problem, at, display_path
+from runner.yamlsource import Document, Path_, read
+
+COMMAND_MODULES = {"ansible.builtin.command"}
+
+
+def check_catalog(cat: Catalog) -> None:
+    """Run every meaning check; append to ``cat.problems``."""
+    if cat.owners is not None and cat.owners_doc is not None:
+        _check_owners(cat.owners, cat.owners_doc, cat.problems)
+    if cat.policy is not None and cat.policy_doc is not None:
+        _check_policy(cat, cat.policy, cat.policy_doc)
+    for name, runbook in cat.runbooks.items():
+        doc = cat.documents[name]
+        checker = _RunbookChecker(cat, runbook, doc)
+        checker.run()
+        cat.modules[name] = frozenset(checker.modules)
+    _check_routing(cat)
+
+
+def _check_owners(owners: Owners, doc: Document, problems: list[Problem]) -> None:
+    for name, team in owners.teams.items():
+        members = [m.name for m in team.members]
+        base: Path_ = ("teams", name)
+        seen: set[str] = set()
+        for i, m in enumerate(members):
+            if m in seen:
+                problems.append(at(doc, (*base, "members", i, "name"), f"member '{m}' listed twice"))
+            seen.add(m)
+        if team.primary not in members:
+            problems.append(
+                at(
+                    doc,
+                    (*base, "primary"),
+                    f"primary '{team.primary}' is not a member of team {name} ({', '.join(members)})",
+                )
+            )
+        if team.updates is not None and team.updates not in owners.channels:
+            problems.append(at(doc, (*base, "updates"), f"unknown channel '{team.updates}'"))
+        previous = None
+        for i, level in enumerate(team.levels):
+            where: Path_ = (*base, "escalation", "levels", i)
+            if previous is not None and level.after < previous:
+                problems.append(
+                    at(
+                        doc,
+                        (*where, "after"),
+                        "escalation levels must not go back in time: after is shorter than the level before",
+                    )
+                )
+            previous = level.after
+            for j, target in enumerate(level.notify):
+                if target.startswith("person:"):
+                    person = target.removeprefix("person:")
+                    if person not in members:
+                        problems.append(
+                            at(doc, (*where, "notify", j), f"'{person}' is not a member of team {name}")
+                        )
+                elif target not in owners.channels:
+                    problems.append(
+                        at(
+                            doc,
+                            (*where, "notify", j),
+                            f"unknown channel '{target}' "
+                            "(channels are defined under channels:, people as person:NAME)",
+                        )
+                    )
+            if level.handoff is not None and level.handoff not in owners.teams:
+                problems.append(at(doc, (*where, "handoff"), f"unknown team '{level.handoff}'"))
+
+
+def _check_policy(cat: Catalog, policy: Policy, doc: Document) -> None:
+    if cat.owners is not None and policy.default_owner not in cat.owners.teams:
+        cat.problems.append(
+            at(
+                doc,
+                ("default_owner",),
+                f"unknown team '{policy.default_owner}' (teams are defined in owners.yaml)",
+            )
+        )
+    both = policy.forbidden_modules & policy.approval_modules
+    for module in sorted(both):
+        cat.problems.append(
+            at(
+                doc,
+                ("modules", "require_approval"),
+                f"module '{module}' is both forbidden and require_approval",
+            )
+        )
+
+
+class _RunbookChecker:
+    def __init__(self, cat: Catalog, runbook: Runbook, doc: Document) -> None:
+        self.cat, self.runbook, self.doc = cat, runbook, doc
+        self.modules: set[str] = set()
+
+    def problem(self, path: Path_, message: str) -> None:
+        self.cat.problems.append(at(self.doc, path, message))
+
+    def run(self) -> None:
+        self._owner()
+        self._params()
+        self._targets()
+        self._authority()
+        known = set(self.runbook.params)
+        for section, steps in (("steps", self.runbook.steps), ("verify", self.runbook.verify)):
+            for i, step in enumerate(steps):
+                self._step(step, (section, i), known)
+                if step.register:
+                    known.add(step.register)
+        self._tests()
+
+    def _owner(self) -> None:
+        owners = self.cat.owners
+        if owners is not None and self.runbook.owner not in owners.teams:
+            self.problem(
+                ("owner",),
+                f"unknown team '{self.runbook.owner}' (teams in owners.yaml: "
+                f"{', '.join(sorted(owners.teams))})",
+            )
+
+    def _params(self) -> None:
+        for name, p in self.runbook.params.items():
+            base: Path_ = ("params", name)
+            if p.type == "enum" and not p.values:
+                self.problem((*base, "type"), "an enum param needs values")
+            if p.type != "enum" and p.values:
+                self.problem((*base, "values"), "values is only for enum params")
+            numeric = p.type in ("integer", "number")
+            for key, v in (("minimum", p.minimum), ("maximum", p.maximum)):
+                if v is not None and not numeric:
+                    self.problem((*base, key), f"{key} is only for integer and number params")
+            if p.minimum is not None and p.maximum is not None and p.minimum > p.maximum:
+                self.problem((*base, "minimum"), "minimum is greater than maximum")
+            if p.extract is not None and p.source is None:
+                self.problem((*base, "extract"), "extract needs from: (it applies to alert values)")
+            if p.default is not None:
+                try:
+                    coerce(p, p.default)
+                except ParamError as e:
+                    self.problem((*base, "default"), f"default is invalid: {e.message}")
+
+    def _targets(self) -> None:
+        t = self.runbook.targets
+        if t.hosts_from is not None and t.hosts_from not in self.runbook.params:
+            self.problem(("targets", "hosts_from"), f"unknown param '{t.hosts_from}'")
+        if t.group is not None and t.group not in self.cat.inventory.groups:
+            self.problem(("targets", "group"), f"group '{t.group}' is not in the inventory")
+
+    def _authority(self) -> None:
+        policy = self.cat.policy
+        a = self.runbook.authority
+        base: Path_ = ("authority",)
+        if a.working_hours is not None:
+            wh = (*base, "approval", "outside_hours")
+            try:
+                ZoneInfo(a.working_hours.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.problem((*wh, "timezone"), f"unknown time zone '{a.working_hours.timezone}'")
+            if time.fromisoformat(a.working_hours.end) <= time.fromisoformat(a.working_hours.start):
+                self.problem((*wh, "end"), "end must be after start")
+        if policy is None:
+            return
+        for i, env in enumerate(a.environments):
+            where: Path_ = (*base, "environments", i)
+            c = policy.environments.get(env)
+            if c is None:
+                self.problem(
+                    where,
+                    f"unknown environment '{env}' (policy has {', '.join(sorted(policy.environments))})",
+                )
+                continue
+            over: list[tuple[Path_, str]] = []
+            if a.max_hosts > c.max_hosts:
+                over.append(
+                    (("max_hosts",), f"max_hosts {a.max_hosts} exceeds the {env} ceiling {c.max_hosts}")
+                )
+            if a.timeout > c.timeout:
+                over.append((("timeout",), f"timeout exceeds the {env} ceiling"))
+            if c.concurrency is not None and a.concurrency > c.concurrency:
+                over.append(
+                    (
+                        ("concurrency",),
+                        f"concurrency {a.concurrency} exceeds the {env} ceiling {c.concurrency}",
+                    )
+                )
+            if c.max_runs is not None:
+                if a.max_runs is None:
+                    over.append(((), f"{env} requires max_runs (at most {c.max_runs.count} per window)"))
+                elif a.max_runs.count > c.max_runs.count or a.max_runs.per_hour > c.max_runs.per_hour:
+                    over.append(
+                        (
+                            ("max_runs",),
+                            f"max_runs allows more runs than the {env} ceiling "
+                            f"of {c.max_runs.count} per {format_duration(c.max_runs.per)}",
+                        )
+                    )
+            if c.min_cooldown is not None and (a.cooldown is None or a.cooldown < c.min_cooldown):
+                over.append(
+                    (("cooldown",), f"cooldown must be at least {format_duration(c.min_cooldown)} in {env}")
+                )
+            if a.approval.rank < c.approval.rank:
+                over.append(
+                    (
+                        ("approval",),
+                        f"{env} requires approval of at least "
+                        f"'{c.approval.value}', runbook has '{a.approval.value}'",
+                    )
+                )
+            for path, message in over:
+                self.problem((*base, *path), message)
+
+    def _step(self, step: Step, where: Path_, known: set[str]) -> None:
+        timeout = self.runbook.authority.timeout
+        if step.timeout is not None and step.timeout > timeout:
+            self.problem((*where, "timeout"), "step timeout is longer than authority.timeout")
+        if step.module is not None:
+            self._module(step.module, (*where, "task", step.module), self.doc)
+            self._templates(step.args, (*where, "task", step.module), known)
+            if canonical_module(step.module) in COMMAND_MODULES:
+                self._argv(step.args, (*where, "task", step.module))
+        if step.when is not None:
+            self._expression(step.when, (*where, "when"), known)
+        if step.playbook is not None:
+            self._playbook(step.playbook, (*where, "playbook"))
+
+    def _module(self, module: str, where: Path_, doc: Document) -> None:
+        self.modules.add(canonical_module(module))
+        policy = self.cat.policy
+        if policy and canonical_module(module) in {canonical_module(m) for m in policy.forbidden_modules}:
+            self.cat.problems.append(at(doc, where, f"module '{module}' is forbidden by policy"))
+
+    def _argv(self, args: object, where: Path_) -> None:
+        if isinstance(args, str) and "{{" in args:
+            self.problem(
+                where,
+                "command lines built from params are not allowed: use "
+                "argv: [...] so each param stays one argument",
+            )
+        elif isinstance(args, dict) and isinstance(args.get("cmd"), str) and "{{" in args["cmd"]:
+            self.problem(
+                (*where, "cmd"),
+                "command lines built from params are not allowed: use "
+                "argv: [...] so each param stays one argument",
+            )
+
+    def _templates(self, args: object, where: Path_, known: set[str]) -> None:
+        for path, text in strings(args, where):
+            if "{{" in text or "{%" in text:
+                self._names(text, path, known, expression=False)
+
+    def _expression(self, text: str, where: Path_, known: set[str]) -> None:
+        self._names(text, where, known, expression=True)
+
+    def _names(self, text: str, where: Path_, known: set[str], expression: bool) -> None:
+        try:
+            names = template_names(text, expression)
+        except jinja2.TemplateSyntaxError as e:
+            self.problem(where, f"template syntax error: {e.message}")
+            return
+        for name in sorted(names - known - ANSIBLE_NAMES):
+            if not name.startswith("ansible_"):
+                self.problem(
+                    where,
+                    f"unknown param '{name}' (params: {', '.join(sorted(self.runbook.params)) or 'none'})",
+                )
+
+    def _playbook(self, rel: str, where: Path_) -> None:
+        root = self.cat.root.resolve()
+        file = (root / rel).resolve()
+        if not file.is_relative_to(root):
+            self.problem(where, f"playbook '{rel}' lies outside the catalog")
+            return
+        if not file.is_file():
+            self.problem(where, f"playbook file '{rel}' does not exist")
+            return
+        try:
+            pdoc = read(file)
+        except YamlError as e:
+            self.cat.problems.append(Problem(display_path(e.file), e.line, "", e.message))
+            self.problem(where, f"playbook '{rel}' is not valid YAML")
+            return
+        tasks, faults = playbook_tasks(pdoc)
+        for path, message in faults:
+            self.cat.problems.append(at(pdoc, path, message))
+        if faults:
+            self.problem(where, f"playbook '{rel}' is not a valid playbook")
+        for path, task in tasks:
+            for module in module_of(task)[:1]:
+                self._module(module, (*path, module), pdoc)
+
+    def _tests(self) -> None:
+        for case in self.runbook.tests:
+            where: Path_ = ("tests", case.index)
+            if "alertname" not in case.alert.labels:
+                self.problem((*where, "alert", "labels"), "test alert has no alertname label")
+            expected = case.expect.get("runbook", self.runbook.name)
+            if expected is not None and expected not in self.cat.runbooks:
+                self.problem((*where, "expect", "runbook"), f"unknown runbook '{expected}'")
+                continue
+            target = self.cat.runbooks.get(expected) if expected else None
+            for key in case.expect.get("params", {}):
+                if target is not None and key not in target.params:
+                    self.problem(
+                        (*where, "expect", "params", key), f"runbook {expected} has no param '{key}'"
+                    )
+            if case.at is not None:
+                try:
+                    datetime.fromisoformat(case.at)
+                except ValueError:
+                    self.problem((*where, "at"), f"'{case.at}' is not an RFC 3339 time")
+
+
+def _check_routing(cat: Catalog) -> None:
+    from runner.routing import Router
+
+    seen: dict[tuple[object, ...], tuple[Runbook, int]] = {}
+    for runbook in sorted(cat.runbooks.values(), key=lambda r: r.name):
+        for i, sel in enumerate(runbook.selectors):
+            key = (runbook.priority, sel.alertname, frozenset(sel.matchers), sel.status)
+            other = seen.get(key)
+            if other is not None and other[0].name != runbook.name:
+                cat.problems.append(
+                    at(
+                        cat.documents[runbook.name],
+                        ("match", i),
+                        f"selector {sel} is also runbook {other[0].name}'s "
+                        "(same priority): routing would be ambiguous",
+                    )
+                )
+            seen.setdefault(key, (runbook, i))
+    if cat.policy is None:
+        return
+    router = Router(cat)
+    for runbook in cat.runbooks.values():
+        for case in runbook.tests:
+            a = case.alert
+            found = router.matches(Alert(a.labels, a.annotations, a.status))
+            tied = [m.runbook.name for m in found if found and m.rank == found[0].rank]
+            if len(tied) > 1:
+                cat.problems.append(
+                    at(
+                        cat.documents[runbook.name],
+                        ("tests", case.index, "alert"),
+                        f"alert matches {', '.join(tied)} at the same precedence: "
+                        "routing is ambiguous (set priority or narrow a selector)",
+                    )
+                )

@@ -1,0 +1,173 @@
+"""A strict YAML reader that keeps line numbers.
+
+PyYAML's loaders silently keep the last of two duplicate keys and expand
+aliases without limit; both are errors here. Every mapping and sequence read
+remembers the line of each of its children so later stages can say
+``file:line: field.path: message``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.errors import YamlError
+
+try:  # the C parser is ~10x faster; fall back when libyaml is absent
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - depends on the PyYAML build
+    _Loader = yaml.SafeLoader
+
+# A billion-laughs document stays small on disk and explodes when aliases are
+# expanded; no honest runbook file comes near this many values.
+MAX_NODES = 100_000
+MAX_BYTES = 5 * 1024 * 1024
+
+Path_ = tuple[str | int, ...]
+
+
+def format_path(path: Path_) -> str:
+    """Render ``("steps", 0, "timeout")`` as ``steps[0].timeout``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(document)"
+
+
+@dataclass
+class Document:
+    """One YAML document with the source line of every value in it."""
+
+    file: Path
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line(self, path: Path_) -> int:
+        """Line of the value at *path*, or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), 1)
+
+
+class _Builder:
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.lines: dict[Path_, int] = {}
+        self.count = 0
+        self.active: set[int] = set()
+        self.constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise YamlError(
+                self.file,
+                node.start_mark.line + 1,
+                f"document expands to more than {MAX_NODES} values (alias bomb?)",
+            )
+        self.lines[path] = node.start_mark.line + 1
+        if id(node) in self.active:
+            raise YamlError(self.file, node.start_mark.line + 1, "recursive alias")
+        if isinstance(node, yaml.MappingNode):
+            self.active.add(id(node))
+            try:
+                return self._mapping(node, path)
+            finally:
+                self.active.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            self.active.add(id(node))
+            try:
+                return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+            finally:
+                self.active.discard(id(node))
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # keep dates as written: the schema speaks JSON
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as e:
+            raise YamlError(self.file, node.start_mark.line + 1, str(e.problem)) from e
+        if isinstance(value, bytes | set):
+            raise YamlError(self.file, node.start_mark.line + 1, f"unsupported YAML tag {node.tag}")
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        try:
+            self.constructor.flatten_mapping(node)  # resolve '<<' merge keys
+        except yaml.constructor.ConstructorError as e:
+            raise YamlError(self.file, node.start_mark.line + 1, str(e.problem)) from e
+        out: dict[Any, Any] = {}
+        first_seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            line = key_node.start_mark.line + 1
+            if key is None or isinstance(key, list | dict):
+                raise YamlError(self.file, line, "mapping keys must be plain scalars")
+            if not isinstance(key, str):
+                key = str(key).lower() if isinstance(key, bool) else str(key)
+            if key in first_seen:
+                raise YamlError(
+                    self.file,
+                    line,
+                    f"duplicate key '{key}' (first defined on line {first_seen[key]})",
+                )
+            first_seen[key] = line
+            out[key] = self.build(value_node, (*path, key))
+            self.lines[(*path, key)] = line
+        return out
+
+
+def parse(text: str, file: Path) -> Document:
+    """Parse one YAML document; raise YamlError with file, line and column on any fault."""
+    if len(text) > MAX_BYTES:
+        raise YamlError(file, 1, f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else 1
+        column = mark.column + 1 if mark else 1
+        problem = e.problem or e.context or "invalid YAML"
+        raise YamlError(file, line, f"YAML syntax error at column {column}: {problem}") from e
+    except yaml.YAMLError as e:
+        raise YamlError(file, 1, f"YAML error: {e}") from e
+    if not nodes:
+        return Document(file, None, {(): 1})
+    if len(nodes) > 1:
+        line = nodes[1].start_mark.line + 1
+        raise YamlError(file, line, "expected one YAML document, found several ('---')")
+    builder = _Builder(file)
+    data = builder.build(nodes[0], ())
+    return Document(file, data, builder.lines)
+
+
+def read(file: Path) -> Document:
+    """Read and parse *file*; unreadable files become YamlError too."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise YamlError(file, 1, f"cannot read file: {e}") from e
+    return parse(text, file)
+
+
+def walk(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
+    """Yield every (path, value) below *data*, depth first."""
+    yield path, data
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from walk(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from walk(v, (*path, i))
