@@ -44,7 +44,8 @@ def codeowners_lines(catalog: Catalog, repo: Path) -> list[str]:
     default = catalog.policy.default_owner if catalog.policy else None
     handle = _handle(catalog, default) if default else None
     if handle:
-        for name in (POLICY_FILE, OWNERS_FILE):
+        inventory = catalog.policy.inventory if catalog.policy else "inventory.yaml"
+        for name in (POLICY_FILE, OWNERS_FILE, inventory):
             lines.append(f"{rel(root / name)} {handle}")
     playbook_teams: dict[str, set[str]] = {}
     for name in sorted(catalog.runbooks):

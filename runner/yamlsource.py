@@ -104,19 +104,24 @@ class _Builder:
         return value
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         try:
             self.constructor.flatten_mapping(node)  # resolve '<<' merge keys
         except yaml.constructor.ConstructorError as e:
             raise YamlError(self.file, node.start_mark.line + 1, str(e.problem)) from e
         out: dict[Any, Any] = {}
         first_seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
+        merged = len(node.value) - own  # merged pairs come first; own keys may override them
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             line = key_node.start_mark.line + 1
             if key is None or isinstance(key, list | dict):
                 raise YamlError(self.file, line, "mapping keys must be plain scalars")
             if not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
+            if index < merged:
+                out[key] = self.build(value_node, (*path, key))
+                continue
             if key in first_seen:
                 raise YamlError(
                     self.file,

@@ -1,0 +1,60 @@
+"""Shared fixtures: the repository's own catalog, and private copies of it to break."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG = ROOT / "runbooks"
+
+
+@pytest.fixture
+def catalog_copy(tmp_path: Path) -> Path:
+    """A private copy of runbooks/ that a test may change."""
+    dest = tmp_path / "runbooks"
+    shutil.copytree(CATALOG, dest)
+    return dest
+
+
+def runbook_yaml(name: str, *, match: str, extra: str = "", owner: str = "platform-ops") -> str:
+    """A minimal valid runbook for *name* with the given match block (YAML text)."""
+    return f"""apiVersion: runbook-runner/v1
+kind: Runbook
+name: {name}
+title: Test runbook {name}
+owner: {owner}
+severity: warning
+match:
+{match}
+params:
+  host: {{from: labels.instance, type: string, extract: '([a-z0-9-]+)(:[0-9]+)?'}}
+targets: {{hosts_from: host}}
+authority:
+  environments: [staging, prod]
+  max_hosts: 1
+  max_runs: {{count: 3, per: 1h}}
+  cooldown: 10m
+  timeout: 5m
+steps:
+  - name: ping
+    task: {{ansible.builtin.ping: {{}}}}
+{extra}"""
+
+
+@pytest.fixture
+def make_catalog(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Build a catalog from the repository's policy/owners/inventory plus given runbook files."""
+
+    def build(runbooks: dict[str, str]) -> Path:
+        root = tmp_path / "catalog"
+        root.mkdir(exist_ok=True)
+        for name in ("policy.yaml", "owners.yaml", "inventory.yaml"):
+            shutil.copy(CATALOG / name, root / name)
+        for file, text in runbooks.items():
+            (root / file).write_text(text)
+        return root
+
+    return build
