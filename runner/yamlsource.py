@@ -28,6 +28,7 @@ MAX_NODES = 100_000
 MAX_BYTES = 5 * 1024 * 1024
 
 Path_ = tuple[str | int, ...]
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
 def format_path(path: Path_) -> str:
@@ -78,6 +79,8 @@ class _Builder:
         self.lines[path] = node.start_mark.line + 1
         if id(node) in self.active:
             raise YamlError(self.file, node.start_mark.line + 1, "recursive alias")
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+            raise YamlError(self.file, node.start_mark.line + 1, f"unsupported YAML tag {node.tag}")
         if isinstance(node, yaml.MappingNode):
             self.active.add(id(node))
             try:

@@ -37,7 +37,9 @@ def test_rendering_round_trips() -> None:
     assert parse_matcher(str(m)) == m
 
 
-@pytest.mark.parametrize("text", ["env", 'env=="prod"', '="prod"', '1env="x"', 'env~"x"', 'env="unterminated'])
+@pytest.mark.parametrize(
+    "text", ["env", 'env=="prod"', '="prod"', '1env="x"', 'env~"x"', 'env="unterminated']
+)
 def test_syntax_errors(text: str) -> None:
     with pytest.raises(MatcherSyntaxError, match="is not a label matcher"):
         parse_matcher(text)
