@@ -245,6 +245,7 @@ def _step(data: dict[str, Any]) -> Step:
         delay=_duration(data.get("delay")),
         register=data.get("register"),
         when=data.get("when"),
+        loop=data.get("loop"),
         become=data.get("become", False),
     )
 

@@ -18,6 +18,16 @@ class Inventory:
 
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, set[str]] = field(default_factory=dict)
+    group_vars: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # outermost first
+
+    def host_vars(self, host: str) -> dict[str, Any]:
+        """Effective variables of *host*: group vars, outer groups first, then its own."""
+        merged: dict[str, Any] = {}
+        for group, variables in self.group_vars:
+            if group == "all" or host in self.groups.get(group, ()):
+                merged.update(variables)
+        merged.update(self.hosts.get(host, {}))
+        return merged
 
     def resolve(self, name: str) -> list[str]:
         """Hosts named by *name*: the host itself, or every host of the group."""
@@ -45,6 +55,11 @@ def parse_inventory(doc: Document) -> tuple[Inventory, list[Problem]]:
         for key in body:
             if key not in ("hosts", "children", "vars"):
                 problems.append(at(doc, (*path, key), f"unknown group key '{key}'"))
+        variables = body.get("vars") or {}
+        if not isinstance(variables, dict):
+            problems.append(at(doc, (*path, "vars"), "vars is a mapping"))
+        elif variables:
+            inv.group_vars.append((name, variables))
         hosts = body.get("hosts") or {}
         if not isinstance(hosts, dict):
             problems.append(at(doc, (*path, "hosts"), "hosts is a mapping of host names"))

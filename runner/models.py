@@ -141,6 +141,7 @@ class Step:
     delay: timedelta | None = None
     register: str | None = None
     when: str | None = None
+    loop: str | list[Any] | None = None
     become: bool = False
 
 

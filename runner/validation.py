@@ -242,6 +242,8 @@ class _RunbookChecker:
                 self._argv(step.args, (*where, "task", step.module))
         if step.when is not None:
             self._expression(step.when, (*where, "when"), known)
+        if step.loop is not None:
+            self._templates(step.loop, (*where, "loop"), known)
         if step.playbook is not None:
             self._playbook(step.playbook, (*where, "playbook"))
 

@@ -1,0 +1,140 @@
+"""What a run leaves behind: the run record, its steps and its timeline.
+
+These are the typed values passed between the executor, the store and the
+surfaces (CLI, API). Only ``runner.store`` turns them into SQL rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+OUTPUT_TAIL = 4096  # characters of stdout/stderr kept per step
+
+
+class RunStatus(StrEnum):
+    """States of a run (see docs: queued -> running -> a final state)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    AWAITING_APPROVAL = "awaiting_approval"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def final(self) -> bool:
+        """True when nothing more will happen to the run."""
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED,
+     RunStatus.REJECTED, RunStatus.INTERRUPTED}
+)
+
+
+class StepStatus(StrEnum):
+    """Outcome of one step on one host."""
+
+    RUNNING = "running"
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNREACHABLE = "unreachable"
+    TIMED_OUT = "timed_out"
+    CANCELED = "canceled"
+
+
+def tail(text: str | None, limit: int = OUTPUT_TAIL) -> str:
+    """The last *limit* characters of *text*, marked when cut."""
+    if not text:
+        return ""
+    return text if len(text) <= limit else "[...]" + text[-limit:]
+
+
+@dataclass
+class Trigger:
+    """Who or what started a run: an operator (manual) or an alert."""
+
+    kind: str  # "manual" | "alert"
+    actor: str  # operator name, or the alert's source
+    alert: dict[str, Any] | None = None  # labels/annotations/fingerprint of the alert
+
+
+@dataclass
+class GitRevision:
+    """Which revision of the runbooks repository a run used."""
+
+    commit: str | None  # None when the catalog is not in a git work tree
+    dirty: bool = False
+
+
+@dataclass
+class StepRecord:
+    """One step on one host."""
+
+    index: int  # position among steps, verify steps follow the steps
+    name: str
+    kind: str  # "step" | "verify"
+    host: str
+    status: StepStatus
+    changed: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    rc: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    message: str = ""
+    retries: int = 0
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the step took, when it finished."""
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+@dataclass
+class TimelineEntry:
+    """A state change of a run, with when and why."""
+
+    at: datetime
+    event: str
+    detail: str = ""
+
+
+@dataclass
+class RunRecord:
+    """Everything recorded about one run."""
+
+    id: str
+    runbook: str
+    status: RunStatus
+    trigger: Trigger
+    revision: GitRevision
+    params: dict[str, Any]
+    hosts: list[str]
+    verdict: str
+    reason: str
+    dry_run: bool = False
+    environment: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish."""
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
