@@ -27,13 +27,6 @@ class Decision:
     environment: str | None = None
 
 
-def canonical_module(name: str) -> str:
-    """``shell`` and ``ansible.legacy.shell`` are ``ansible.builtin.shell``."""
-    if name.startswith("ansible.legacy."):
-        return "ansible.builtin." + name.removeprefix("ansible.legacy.")
-    return name if "." in name else f"ansible.builtin.{name}"
-
-
 def environment_label(runbook: Runbook, policy: Policy) -> str:
     """The alert label that names the environment for this runbook."""
     return runbook.authority.environment_label or policy.environment_label
@@ -91,9 +84,7 @@ def decide(
         return Decision(
             Verdict.REJECTED, f"{len(hosts)} hosts exceed max_hosts {a.max_hosts}", tuple(hosts), environment
         )
-    gated = sorted(
-        m for m in modules if canonical_module(m) in {canonical_module(x) for x in policy.approval_modules}
-    )
+    gated = sorted(modules & policy.approval_modules)  # both hold canonical names
     if a.approval is ApprovalMode.REQUIRED:
         reason = "the runbook requires approval"
     elif (

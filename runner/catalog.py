@@ -39,6 +39,7 @@ from runner.models import (
     TestCase,
     WorkingHours,
 )
+from runner.playbooks import canonical_module
 from runner.problems import Problem, at, display_path
 from runner.yamlsource import Document, read
 
@@ -56,6 +57,7 @@ class Catalog:
     policy: Policy | None = None
     owners: Owners | None = None
     inventory: Inventory = field(default_factory=Inventory)
+    inventory_ok: bool = False  # False when the inventory could not be read: skip checks against it
     runbooks: dict[str, Runbook] = field(default_factory=dict)
     documents: dict[str, Document] = field(default_factory=dict)  # runbook name -> its file
     modules: dict[str, frozenset[str]] = field(default_factory=dict)  # runbook -> modules used
@@ -136,6 +138,7 @@ def load_catalog(path: Path) -> Catalog:
         if inv_doc is not None:
             cat.inventory, inv_problems = parse_inventory(inv_doc)
             problems.extend(inv_problems)
+            cat.inventory_ok = isinstance(inv_doc.data, dict)
 
     for file in runbook_files(root, inventory_name):
         doc = _read(file, problems)
@@ -144,7 +147,9 @@ def load_catalog(path: Path) -> Catalog:
         kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
         if kind != "Runbook":
             where = ("kind",) if isinstance(doc.data, dict) and "kind" in doc.data else ()
-            problems.append(at(doc, where, f"expected kind: Runbook, found {kind!r}"))
+            found = "an empty file" if doc.data is None else (
+                f"kind {kind!r}" if where else "no kind field")
+            problems.append(at(doc, where, f"expected a runbook (kind: Runbook), found {found}"))
             continue
         if not _shape_ok(doc, "runbook", problems):
             continue
@@ -203,8 +208,8 @@ def build_policy(data: dict[str, Any]) -> Policy:
         environments=envs,
         environment_label=data.get("environment_label", "env"),
         inventory=data.get("inventory", "inventory.yaml"),
-        forbidden_modules=frozenset(modules.get("forbidden", [])),
-        approval_modules=frozenset(modules.get("require_approval", [])),
+        forbidden_modules=frozenset(canonical_module(m) for m in modules.get("forbidden", [])),
+        approval_modules=frozenset(canonical_module(m) for m in modules.get("require_approval", [])),
     )
 
 
@@ -246,6 +251,8 @@ def _step(data: dict[str, Any]) -> Step:
         register=data.get("register"),
         when=data.get("when"),
         loop=data.get("loop"),
+        failed_when=data.get("failed_when"),
+        changed_when=data.get("changed_when"),
         become=data.get("become", False),
     )
 
@@ -303,6 +310,7 @@ def build_runbook(doc: Document, problems: list[Problem]) -> Runbook | None:
             default=p.get("default"),
             required=p.get("required", "default" not in p),
             description=p.get("description", ""),
+            secret=p.get("secret", False),
         )
 
     a = data["authority"]

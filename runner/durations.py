@@ -8,6 +8,7 @@ from datetime import timedelta
 PATTERN = r"^([0-9]+[smhd])+$"
 _PART = re.compile(r"([0-9]+)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX = timedelta(days=3650)  # ten years: longer is a typo, and overflows timedelta soon after
 
 
 def parse_duration(text: str) -> timedelta:
@@ -15,6 +16,8 @@ def parse_duration(text: str) -> timedelta:
     if not isinstance(text, str) or not re.fullmatch(PATTERN, text):
         raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 1d")
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
+    if seconds > MAX.total_seconds():
+        raise ValueError(f"{text!r} is longer than the longest allowed duration, {MAX.days}d")
     return timedelta(seconds=seconds)
 
 

@@ -65,6 +65,7 @@ def parse_matcher(text: str) -> Matcher:
     regex = None
     if op in ("=~", "!~"):
         try:
+            re.compile(value)  # the bare value first, so error positions refer to what was written
             regex = re.compile(f"(?:{value})")
         except re.error as e:
             raise MatcherSyntaxError(f"{text!r}: invalid regular expression: {e}") from e

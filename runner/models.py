@@ -80,6 +80,7 @@ class Param:
     default: Any = None
     required: bool = True
     description: str = ""
+    secret: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ class Step:
     register: str | None = None
     when: str | None = None
     loop: str | list[Any] | None = None
+    failed_when: str | bool | None = None
+    changed_when: str | bool | None = None
     become: bool = False
 
 
@@ -255,5 +258,5 @@ class Policy:
     environments: dict[str, Ceilings]
     environment_label: str = "env"
     inventory: str = "inventory.yaml"
-    forbidden_modules: frozenset[str] = frozenset()
+    forbidden_modules: frozenset[str] = frozenset()  # canonical names (ansible.builtin.shell)
     approval_modules: frozenset[str] = frozenset()

@@ -60,6 +60,8 @@ def coerce(param: Param, raw: Any) -> Any:
         value = matches[0]
     if param.pattern is not None and not re.fullmatch(param.pattern, str(value)):
         raise ParamError(name, f"{str(value)!r} does not match pattern {param.pattern}")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return value
     if param.minimum is not None and value < param.minimum:
         raise ParamError(name, f"{value} is below the minimum {param.minimum:g}")
     if param.maximum is not None and value > param.maximum:

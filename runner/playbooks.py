@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -24,6 +25,11 @@ TASK_KEYWORDS = frozenset(
 """.split()
 )
 BLOCK_KEYS = ("block", "rescue", "always")
+# Modules that pull in tasks from elsewhere, where validation cannot see them.
+INCLUDE_MODULES = frozenset(
+    f"ansible.builtin.{m}" for m in
+    ("include_tasks", "import_tasks", "include_role", "import_role", "include", "import_playbook")
+)
 PLAY_KEYS = frozenset(
     """
     name hosts tasks pre_tasks post_tasks handlers roles vars vars_files gather_facts become
@@ -63,15 +69,23 @@ _ENV.filters = _AnyName(_ENV.filters)
 _ENV.tests = _AnyName(_ENV.tests)  # type: ignore[assignment]
 
 
+def canonical_module(name: str) -> str:
+    """``shell`` and ``ansible.legacy.shell`` are ``ansible.builtin.shell``."""
+    if name.startswith("ansible.legacy."):
+        return "ansible.builtin." + name.removeprefix("ansible.legacy.")
+    return name if "." in name else f"ansible.builtin.{name}"
+
+
 def module_of(task: dict[str, Any]) -> list[str]:
     """The module keys of one task (normally exactly one)."""
     return [k for k in task if k not in TASK_KEYWORDS and k not in BLOCK_KEYS]
 
 
-def template_names(text: str, expression: bool = False) -> set[str]:
+@lru_cache(maxsize=65536)  # the same templates recur across runbooks; parsing them is the slow part
+def template_names(text: str, expression: bool = False) -> frozenset[str]:
     """Variables a template (or a bare ``when`` expression) reads; TemplateSyntaxError if bad."""
     source = "{{ " + text + " }}" if expression else text
-    return set(meta.find_undeclared_variables(_ENV.parse(source))) - set(_ENV.globals)
+    return frozenset(meta.find_undeclared_variables(_ENV.parse(source))) - frozenset(_ENV.globals)
 
 
 def strings(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
@@ -110,6 +124,15 @@ def playbook_tasks(doc: Document) -> tuple[list[tuple[Path_, dict[str, Any]]], l
                 for key in blocks:
                     walk_tasks(task[key], (*where, key))
                 continue
+            indirect = [k for k in ("action", "local_action") if k in task]
+            if indirect:
+                faults.append(((*where, indirect[0]), f"write the module as the task's key, not "
+                               f"{indirect[0]}: (validation must see every module)"))
+                continue
+            modules = module_of(task)
+            if modules and canonical_module(modules[0]) in INCLUDE_MODULES:
+                faults.append(((*where, modules[0]), f"'{modules[0]}' runs tasks validation cannot see: "
+                               "put them in this playbook"))
             if not module_of(task):
                 faults.append((where, "task names no module"))
             elif len(module_of(task)) > 1:

@@ -65,8 +65,14 @@ class Router:
 
     def matches(self, alert: Alert) -> list[Match]:
         """Every matching runbook (its best selector), best first."""
+        candidates = self.index.get(alert.alertname)
+        if not candidates:
+            return []
+        if len(candidates) == 1:  # the common case: no ranking needed
+            runbook, selector = candidates[0]
+            return [Match(runbook, selector)] if selector.matches(alert.labels, alert.status) else []
         best: dict[str, Match] = {}
-        for runbook, selector in self.index.get(alert.alertname, ()):
+        for runbook, selector in candidates:
             if selector.matches(alert.labels, alert.status):
                 m = Match(runbook, selector)
                 if runbook.name not in best or m.rank > best[runbook.name].rank:

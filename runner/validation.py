@@ -7,22 +7,34 @@ the first problem.
 from __future__ import annotations
 
 from datetime import datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
 from runner.alerts import Alert
-from runner.authority import canonical_module
 from runner.catalog import Catalog
 from runner.durations import format_duration
 from runner.errors import ParamError, YamlError
 from runner.models import Owners, Policy, Runbook, Step
 from runner.params import coerce
-from runner.playbooks import ANSIBLE_NAMES, module_of, playbook_tasks, strings, template_names
+from runner.playbooks import (
+    ANSIBLE_NAMES,
+    BLOCK_KEYS,
+    INCLUDE_MODULES,
+    TASK_KEYWORDS,
+    canonical_module,
+    module_of,
+    playbook_tasks,
+    strings,
+    template_names,
+)
 from runner.problems import Problem, at, display_path
 from runner.yamlsource import Document, Path_, read
 
 COMMAND_MODULES = {"ansible.builtin.command"}
+# Extra vars outrank every other variable: a param with one of these names would take it over.
+RESERVED_NAMES = ANSIBLE_NAMES | {"vars", "role_name", "role_names", "inventory_file", "playbook_dir"}
 
 
 def check_catalog(cat: Catalog) -> None:
@@ -31,9 +43,10 @@ def check_catalog(cat: Catalog) -> None:
         _check_owners(cat.owners, cat.owners_doc, cat.problems)
     if cat.policy is not None and cat.policy_doc is not None:
         _check_policy(cat, cat.policy, cat.policy_doc)
+    playbooks: dict[Path, tuple[frozenset[str], str | None]] = {}  # each file is checked once
     for name, runbook in cat.runbooks.items():
         doc = cat.documents[name]
-        checker = _RunbookChecker(cat, runbook, doc)
+        checker = _RunbookChecker(cat, runbook, doc, playbooks)
         checker.run()
         cat.modules[name] = frozenset(checker.modules)
     _check_routing(cat)
@@ -99,20 +112,18 @@ def _check_policy(cat: Catalog, policy: Policy, doc: Document) -> None:
                 f"unknown team '{policy.default_owner}' (teams are defined in owners.yaml)",
             )
         )
-    both = policy.forbidden_modules & policy.approval_modules
-    for module in sorted(both):
-        cat.problems.append(
-            at(
-                doc,
-                ("modules", "require_approval"),
-                f"module '{module}' is both forbidden and require_approval",
-            )
-        )
+    forbidden = policy.forbidden_modules
+    for i, module in enumerate(doc.data.get("modules", {}).get("require_approval", [])):
+        if canonical_module(module) in forbidden:
+            cat.problems.append(at(doc, ("modules", "require_approval", i),
+                                   f"module '{module}' is both forbidden and require_approval"))
 
 
 class _RunbookChecker:
-    def __init__(self, cat: Catalog, runbook: Runbook, doc: Document) -> None:
+    def __init__(self, cat: Catalog, runbook: Runbook, doc: Document,
+                 playbooks: dict[Path, tuple[frozenset[str], str | None]]) -> None:
         self.cat, self.runbook, self.doc = cat, runbook, doc
+        self.playbooks = playbooks
         self.modules: set[str] = set()
 
     def problem(self, path: Path_, message: str) -> None:
@@ -143,6 +154,9 @@ class _RunbookChecker:
     def _params(self) -> None:
         for name, p in self.runbook.params.items():
             base: Path_ = ("params", name)
+            if name in RESERVED_NAMES:
+                self.problem(base, f"'{name}' is a name Ansible reserves; a param of that name would "
+                             "override it (pick another name)")
             if p.type == "enum" and not p.values:
                 self.problem((*base, "type"), "an enum param needs values")
             if p.type != "enum" and p.values:
@@ -155,7 +169,8 @@ class _RunbookChecker:
                 self.problem((*base, "minimum"), "minimum is greater than maximum")
             if p.extract is not None and p.source is None:
                 self.problem((*base, "extract"), "extract needs from: (it applies to alert values)")
-            if p.default is not None:
+            misplaced = not numeric and (p.minimum is not None or p.maximum is not None)
+            if p.default is not None and not misplaced and not (p.type == "enum" and not p.values):
                 try:
                     coerce(p, p.default)
                 except ParamError as e:
@@ -165,7 +180,7 @@ class _RunbookChecker:
         t = self.runbook.targets
         if t.hosts_from is not None and t.hosts_from not in self.runbook.params:
             self.problem(("targets", "hosts_from"), f"unknown param '{t.hosts_from}'")
-        if t.group is not None and t.group not in self.cat.inventory.groups:
+        if t.group is not None and self.cat.inventory_ok and t.group not in self.cat.inventory.groups:
             self.problem(("targets", "group"), f"group '{t.group}' is not in the inventory")
 
     def _authority(self) -> None:
@@ -197,7 +212,8 @@ class _RunbookChecker:
                     (("max_hosts",), f"max_hosts {a.max_hosts} exceeds the {env} ceiling {c.max_hosts}")
                 )
             if a.timeout > c.timeout:
-                over.append((("timeout",), f"timeout exceeds the {env} ceiling"))
+                over.append((("timeout",), f"timeout {format_duration(a.timeout)} exceeds the {env} "
+                             f"ceiling {format_duration(c.timeout)}"))
             if c.concurrency is not None and a.concurrency > c.concurrency:
                 over.append(
                     (
@@ -207,7 +223,8 @@ class _RunbookChecker:
                 )
             if c.max_runs is not None:
                 if a.max_runs is None:
-                    over.append(((), f"{env} requires max_runs (at most {c.max_runs.count} per window)"))
+                    over.append(((), f"{env} requires max_runs (at most {c.max_runs.count} per "
+                                      f"{format_duration(c.max_runs.per)})"))
                 elif a.max_runs.count > c.max_runs.count or a.max_runs.per_hour > c.max_runs.per_hour:
                     over.append(
                         (
@@ -236,21 +253,33 @@ class _RunbookChecker:
         if step.timeout is not None and step.timeout > timeout:
             self.problem((*where, "timeout"), "step timeout is longer than authority.timeout")
         if step.module is not None:
-            self._module(step.module, (*where, "task", step.module), self.doc)
-            self._templates(step.args, (*where, "task", step.module), known)
+            module_path: Path_ = (*where, "task", step.module)
+            if step.module in TASK_KEYWORDS or step.module in BLOCK_KEYS:
+                self.problem(module_path, f"'{step.module}' is a task keyword, not a module: write the "
+                             "module as the task's key, like {ansible.builtin.file: {...}}")
+            elif canonical_module(step.module) in INCLUDE_MODULES:
+                self.problem(module_path, f"'{step.module}' runs tasks validation cannot see: put them in "
+                             "a playbook step instead")
+            self._module(step.module, module_path, self.doc)
+            self._templates(step.args, module_path, known)
             if canonical_module(step.module) in COMMAND_MODULES:
-                self._argv(step.args, (*where, "task", step.module))
+                self._argv(step.args, module_path)
         if step.when is not None:
             self._expression(step.when, (*where, "when"), known)
         if step.loop is not None:
             self._templates(step.loop, (*where, "loop"), known)
+        own = known | ({step.register} if step.register else set())  # conditions see the step's result
+        for key in ("failed_when", "changed_when"):
+            condition = getattr(step, key)
+            if isinstance(condition, str):
+                self._expression(condition, (*where, key), own)
         if step.playbook is not None:
             self._playbook(step.playbook, (*where, "playbook"))
 
     def _module(self, module: str, where: Path_, doc: Document) -> None:
         self.modules.add(canonical_module(module))
         policy = self.cat.policy
-        if policy and canonical_module(module) in {canonical_module(m) for m in policy.forbidden_modules}:
+        if policy and canonical_module(module) in policy.forbidden_modules:
             self.cat.problems.append(at(doc, where, f"module '{module}' is forbidden by policy"))
 
     def _argv(self, args: object, where: Path_) -> None:
@@ -276,17 +305,26 @@ class _RunbookChecker:
         self._names(text, where, known, expression=True)
 
     def _names(self, text: str, where: Path_, known: set[str], expression: bool) -> None:
+        stripped = text.strip()
+        if expression and stripped.startswith("{{") and stripped.endswith("}}"):
+            inner = stripped[2:-2].strip()
+            self.problem(where, f"a condition is a bare expression: write {inner}, not {stripped}")
+            return
         try:
             names = template_names(text, expression)
         except jinja2.TemplateSyntaxError as e:
             self.problem(where, f"template syntax error: {e.message}")
             return
+        registered = {s.register for s in (*self.runbook.steps, *self.runbook.verify) if s.register}
+        params = ", ".join(sorted(self.runbook.params)) or "none"
         for name in sorted(names - known - ANSIBLE_NAMES):
-            if not name.startswith("ansible_"):
-                self.problem(
-                    where,
-                    f"unknown param '{name}' (params: {', '.join(sorted(self.runbook.params)) or 'none'})",
-                )
+            if name.startswith("ansible_"):
+                continue
+            if name in registered:
+                self.problem(where, f"'{name}' is registered by a later step: a step sees only the "
+                             "results of earlier ones")
+            else:
+                self.problem(where, f"unknown param '{name}' (params: {params})")
 
     def _playbook(self, rel: str, where: Path_) -> None:
         root = self.cat.root.resolve()
@@ -297,20 +335,29 @@ class _RunbookChecker:
         if not file.is_file():
             self.problem(where, f"playbook file '{rel}' does not exist")
             return
+        if file not in self.playbooks:
+            self.playbooks[file] = self._read_playbook(file)
+        modules, fault = self.playbooks[file]
+        self.modules |= modules
+        if fault:
+            self.problem(where, f"playbook '{rel}' {fault}")
+
+    def _read_playbook(self, file: Path) -> tuple[frozenset[str], str | None]:
+        """Check a playbook file once: its faults and forbidden modules are reported at the file."""
         try:
             pdoc = read(file)
         except YamlError as e:
             self.cat.problems.append(Problem(display_path(e.file), e.line, "", e.message))
-            self.problem(where, f"playbook '{rel}' is not valid YAML")
-            return
+            return frozenset(), "is not valid YAML"
         tasks, faults = playbook_tasks(pdoc)
         for path, message in faults:
             self.cat.problems.append(at(pdoc, path, message))
-        if faults:
-            self.problem(where, f"playbook '{rel}' is not a valid playbook")
+        found = set()
         for path, task in tasks:
             for module in module_of(task)[:1]:
                 self._module(module, (*path, module), pdoc)
+                found.add(canonical_module(module))
+        return frozenset(found), "is not a valid playbook" if faults else None
 
     def _tests(self) -> None:
         for case in self.runbook.tests:

@@ -25,6 +25,7 @@ except AttributeError:  # pragma: no cover - depends on the PyYAML build
 # A billion-laughs document stays small on disk and explodes when aliases are
 # expanded; no honest runbook file comes near this many values.
 MAX_NODES = 100_000
+MAX_DEPTH = 64
 MAX_BYTES = 5 * 1024 * 1024
 
 Path_ = tuple[str | int, ...]
@@ -69,6 +70,8 @@ class _Builder:
         self.constructor = yaml.SafeLoader("")
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        if len(self.active) >= MAX_DEPTH:
+            raise YamlError(self.file, node.start_mark.line + 1, f"nested deeper than {MAX_DEPTH} levels")
         self.count += 1
         if self.count > MAX_NODES:
             raise YamlError(
@@ -96,12 +99,17 @@ class _Builder:
         return self._scalar(node)
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == "tag:yaml.org,2002:str":  # most values: skip the constructor
+            return node.value
         if node.tag == "tag:yaml.org,2002:timestamp":
             return node.value  # keep dates as written: the schema speaks JSON
         try:
             value = self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as e:
             raise YamlError(self.file, node.start_mark.line + 1, str(e.problem)) from e
+        except (ValueError, KeyError, TypeError) as e:  # e.g. '!!int many', '!!bool maybe'
+            raise YamlError(self.file, node.start_mark.line + 1,
+                            f"{node.value!r} is not a valid !!{node.tag.rsplit(':', 1)[-1]} value") from e
         if isinstance(value, bytes | set):
             raise YamlError(self.file, node.start_mark.line + 1, f"unsupported YAML tag {node.tag}")
         return value
@@ -143,6 +151,14 @@ def parse(text: str, file: Path) -> Document:
         raise YamlError(file, 1, f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB")
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        char = chr(e.character) if isinstance(e.character, int) else e.character
+        raise YamlError(file, line, f"YAML error at column {column}: unacceptable character "
+                        f"{char!r}: {e.reason}") from e
+    except RecursionError as e:
+        raise YamlError(file, 1, f"nested deeper than {MAX_DEPTH} levels") from e
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
@@ -154,8 +170,9 @@ def parse(text: str, file: Path) -> Document:
     if not nodes:
         return Document(file, None, {(): 1})
     if len(nodes) > 1:
-        line = nodes[1].start_mark.line + 1
-        raise YamlError(file, line, "expected one YAML document, found several ('---')")
+        starts = [ev.start_mark.line + 1 for ev in yaml.parse(text, Loader=_Loader)
+                  if isinstance(ev, yaml.DocumentStartEvent) and ev.start_mark is not None]
+        raise YamlError(file, starts[1], "expected one YAML document, found several ('---')")
     builder = _Builder(file)
     data = builder.build(nodes[0], ())
     return Document(file, data, builder.lines)
