@@ -38,3 +38,7 @@ class ParamError(RunbookError):
 
 class AlertFormatError(RunbookError):
     """An alert payload does not have the shape of any supported format."""
+
+
+class StoreError(RunbookError):
+    """The run store could not read or write (database unreachable, schema outdated, bad id...)."""

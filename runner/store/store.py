@@ -1,0 +1,227 @@
+"""The run store: runs, their steps and their timelines, in SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.util import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError, StatementError
+
+from runner.errors import StoreError
+from runner.records import RunRecord, RunStatus, StepRecord, TimelineEntry
+from runner.store import migrate
+from runner.store.engine import WRITE_OPTION, create_engine, parse_url, safe_url, scrub
+from runner.store.rows import run_record, run_row, step_row, timeline_row
+from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
+
+MIN_PREFIX = 6  # characters of a run id that may stand for the whole id, as with git short SHAs
+_SHOWN_MATCHES = 5  # ids named in an "ambiguous prefix" error
+
+_STEP_KEY = ("run_id", "idx", "host")
+_STATUS_VALUES = [status.value for status in RunStatus]
+
+
+class Store:
+    """Runs, steps and timelines in one database; one engine, one transaction per write.
+
+    ``display_url`` is the URL with its password masked, for messages and logs.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = parse_url(url)
+        self.display_url = safe_url(self._url)
+        with self._errors("cannot open the run store"):
+            self._engine = create_engine(self._url)
+        self._writer = self._engine.execution_options(**{WRITE_OPTION: True})
+        self._ready = False
+        self._ready_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store({self.display_url!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._engine.dispose()
+
+    def upgrade(self) -> None:
+        """Migrate the schema to the latest revision (``runbook db upgrade``); safe to repeat."""
+        with self._errors("cannot upgrade the database schema"), self._ready_lock:
+            migrate.upgrade(self._engine)
+            self._ready = True
+
+    def revision(self) -> str | None:
+        """The schema revision of the database, None when it was never migrated."""
+        with self._errors("cannot read the schema revision"):
+            return migrate.current(self._engine)
+
+    def create_run(self, record: RunRecord) -> None:
+        """Insert a new run with its steps and timeline (created_at defaults to now)."""
+        with self._write(f"cannot create run {record.id}") as connection:
+            connection.execute(sa.insert(runs).values(run_row(record)))
+            if record.steps:
+                connection.execute(sa.insert(run_steps), [step_row(record.id, s) for s in record.steps])
+            if record.timeline:
+                rows = [timeline_row(record.id, entry) for entry in record.timeline]
+                connection.execute(sa.insert(run_timeline), rows)
+
+    def set_status(
+        self, run_id: str, status: RunStatus, *, detail: str = "", at: datetime | None = None
+    ) -> None:
+        """Move a run to *status*, stamping started/finished times once, and note it on the timeline."""
+        at = at or datetime.now(UTC)
+        values: dict[str, Any] = {"status": status.value}
+        if status is RunStatus.RUNNING:
+            values["started_at"] = sa.func.coalesce(runs.c.started_at, sa.literal(at, UTCDateTime()))
+        if status.final:
+            values["finished_at"] = sa.func.coalesce(runs.c.finished_at, sa.literal(at, UTCDateTime()))
+        with self._write(f"cannot set the status of run {run_id}") as connection:
+            result = connection.execute(sa.update(runs).where(runs.c.id == run_id).values(values))
+            if result.rowcount != 1:
+                raise StoreError(f"no run {run_id}")
+            entry = TimelineEntry(at=at, event=status.value, detail=detail)
+            connection.execute(sa.insert(run_timeline).values(timeline_row(run_id, entry)))
+
+    def save_step(self, run_id: str, step: StepRecord) -> None:
+        """Insert the step, or update it when the run already has one at this index and host."""
+        row = step_row(run_id, step)
+        with self._write(f"cannot save step {step.index} on {step.host} of run {run_id}") as connection:
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            statement = insert(run_steps).values(row)
+            changes = {name: statement.excluded[name] for name in row if name not in _STEP_KEY}
+            connection.execute(statement.on_conflict_do_update(index_elements=_STEP_KEY, set_=changes))
+
+    def add_timeline(self, run_id: str, event: str, detail: str = "", at: datetime | None = None) -> None:
+        """Append an event to the timeline of a run."""
+        entry = TimelineEntry(at=at or datetime.now(UTC), event=event, detail=detail)
+        with self._write(f"cannot add to the timeline of run {run_id}") as connection:
+            connection.execute(sa.insert(run_timeline).values(timeline_row(run_id, entry)))
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id or unique id prefix (>= 6 characters), steps and timeline included."""
+        with self._read(f"cannot read run {run_id}") as connection:
+            row = self._find(connection, run_id)
+            if row is None:
+                return None
+            steps = connection.execute(
+                sa.select(run_steps)
+                .where(run_steps.c.run_id == row["id"])
+                .order_by(run_steps.c.idx, _code_point_order(run_steps.c.host, connection))
+            )
+            timeline = connection.execute(
+                sa.select(run_timeline).where(run_timeline.c.run_id == row["id"]).order_by(run_timeline.c.id)
+            )
+            return run_record(row, steps.mappings().all(), timeline.mappings().all())
+
+    def list_runs(
+        self,
+        *,
+        runbook: str | None = None,
+        status: str | Collection[str] | None = None,
+        since: datetime | None = None,
+        limit: int | None = 50,
+    ) -> list[RunRecord]:
+        """Runs newest first, without steps or timeline.
+
+        *status* is one status or several (RunStatus or its value); *since* includes runs created then.
+        """
+        query = sa.select(runs)
+        if runbook is not None:
+            query = query.where(runs.c.runbook == runbook)
+        if status is not None:
+            query = query.where(runs.c.status.in_(_statuses(status)))
+        if since is not None:
+            query = query.where(runs.c.created_at >= since)
+        with self._read("cannot list runs") as connection:
+            query = query.order_by(runs.c.created_at.desc(), _code_point_order(runs.c.id, connection).desc())
+            if limit is not None:
+                query = query.limit(limit)
+            return [run_record(row) for row in connection.execute(query).mappings()]
+
+    def _find(self, connection: sa.Connection, run_id: str) -> sa.RowMapping | None:
+        """The runs row with this id, or else the only one it is a long enough prefix of."""
+        row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+        if row is not None or len(run_id) < MIN_PREFIX:
+            return row
+        # substr, not LIKE: LIKE ignores case on SQLite and treats _ and % as wildcards.
+        prefix = sa.func.substr(runs.c.id, 1, len(run_id)) == run_id
+        query = sa.select(runs).where(prefix).order_by(runs.c.id).limit(_SHOWN_MATCHES + 1)
+        rows = connection.execute(query).mappings().all()
+        if len(rows) > 1:
+            shown = ", ".join(r["id"] for r in rows[:_SHOWN_MATCHES])
+            more = ", ..." if len(rows) > _SHOWN_MATCHES else ""
+            raise StoreError(f"run id prefix {run_id!r} is ambiguous: {shown}{more}; give more characters")
+        return rows[0] if rows else None
+
+    def _ensure_ready(self) -> None:
+        """Migrate an empty database on first use; refuse an outdated one."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if not self._ready:
+                migrate.ensure_current(self._engine, self.display_url)
+                self._ready = True
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[sa.Connection]:
+        """A connection in a read transaction (one snapshot on SQLite)."""
+        with self._errors(action):
+            self._ensure_ready()
+            with self._engine.connect() as connection:
+                yield connection
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sa.Connection]:
+        """A connection in a write transaction, committed when the block ends without error."""
+        with self._errors(action):
+            self._ensure_ready()
+            with self._writer.begin() as connection:
+                yield connection
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn database errors into StoreError, never repeating the password of the URL."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except (SQLAlchemyError, CommandError, ImportError) as e:
+            message = f"{action}: {_reason(e)} (database {self.display_url})"
+            raise StoreError(scrub(message, self._url)) from e
+
+
+def _reason(error: Exception) -> str:
+    """The driver's own words when there are some, on one line."""
+    if isinstance(error, StatementError) and error.orig is not None:
+        text = str(error.orig) or type(error.orig).__name__
+    else:
+        text = str(error)
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _statuses(status: str | Collection[str]) -> list[str]:
+    """The values of one status or several, each checked."""
+    values = [status] if isinstance(status, str) else list(status)
+    for value in values:
+        if value not in _STATUS_VALUES:
+            raise StoreError(f"unknown run status {value!r} (one of: {', '.join(_STATUS_VALUES)})")
+    return [str(value) for value in values]
+
+
+def _code_point_order(column: sa.ColumnElement[str], connection: sa.Connection) -> sa.ColumnElement[str]:
+    """Sort text by code point on PostgreSQL too, as SQLite does, whatever the database locale."""
+    return column.collate("C") if connection.dialect.name == "postgresql" else column

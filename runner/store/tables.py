@@ -1,0 +1,99 @@
+"""The tables of the run store, as SQLAlchemy Core metadata.
+
+The migrations under ``migrations/versions`` create these tables; this module
+describes the head revision for the queries of the store.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both sides, whatever the database keeps."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; store UTC (without tzinfo on SQLite, which cannot keep it)."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return UTC: SQLite gives naive datetimes (stored as UTC), PostgreSQL the session zone."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    """JSON, stored as JSONB on PostgreSQL; Python None is SQL NULL."""
+    return sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("runbook", sa.Text, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("trigger_kind", sa.String(32), nullable=False),
+    sa.Column("trigger_actor", sa.Text, nullable=False),
+    sa.Column("trigger_alert", json_type(), nullable=True),
+    sa.Column("git_commit", sa.Text, nullable=True),
+    sa.Column("git_dirty", sa.Boolean, nullable=False),
+    sa.Column("params", json_type(), nullable=False),
+    sa.Column("hosts", json_type(), nullable=False),
+    sa.Column("verdict", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("environment", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Index("ix_runs_runbook_created_at", "runbook", "created_at"),
+    sa.Index("ix_runs_status", "status"),
+)
+
+run_steps = sa.Table(
+    "run_steps",
+    metadata,
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("changed", sa.Boolean, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("rc", sa.Integer, nullable=True),
+    sa.Column("stdout", sa.Text, nullable=False),
+    sa.Column("stderr", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("retries", sa.Integer, nullable=False),
+    sa.UniqueConstraint("run_id", "idx", "host", name="uq_run_steps_run_id_idx_host"),
+)
+
+run_timeline = sa.Table(
+    "run_timeline",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_run_timeline_run_id_id", "run_id", "id"),
+)
