@@ -11,7 +11,9 @@ ansible-runner 2.4 / ansible-core 2.19 and handle here:
   default): we set it low so a 2 s timeout returns in about 2 s;
 * a timeout or cancel does not kill the task's processes (ansible's worker
   calls ``setsid``): every process of the run carries a unique marker in its
-  environment and is reaped by it (:mod:`runner.reaper`);
+  environment, and a run that timed out or was canceled has every process
+  carrying it killed (:mod:`runner.reaper`). A run that ends otherwise keeps
+  them: a service a runbook (re)started on a local host must survive;
 * extra vars are templated: every param reaches Ansible wrapped as
   ``__ansible_unsafe`` so alert text is data, never a template;
 * a blocking ``event_handler`` makes ``run()`` raise: ours is a queue put.
@@ -93,7 +95,7 @@ def _retry(task: dict[str, Any], step: Step, register: str) -> None:
         task["register"] = register
         task["retries"] = step.retries
         task["until"] = f"{register} is succeeded"
-        task["delay"] = int(step.delay.total_seconds()) if step.delay else 1
+        task["delay"] = int(step.delay.total_seconds()) if step.delay is not None else 1
 
 
 def _inline_task(step: Step, index: int) -> dict[str, Any]:
@@ -105,6 +107,9 @@ def _inline_task(step: Step, index: int) -> dict[str, Any]:
         task["when"] = step.when
     if step.loop is not None:
         task["loop"] = step.loop
+    for key in ("failed_when", "changed_when"):
+        if getattr(step, key) is not None:
+            task[key] = getattr(step, key)
     if step.become:
         task["become"] = True
     if step.timeout:
@@ -340,11 +345,14 @@ def execute(
             item = events.get_nowait()
             if item is not _DONE:
                 recorder.handle(item)
-        reaper.reap(MARKER_VAR, marker)
         steps = recorder.close(RunStatus.TIMED_OUT if runner.status == "timeout" else
                                RunStatus.CANCELED if runner.status == "canceled" else RunStatus.FAILED)
         status, message = _status(str(runner.status), steps, len(plan.runbook.steps))
+        if status in (RunStatus.TIMED_OUT, RunStatus.CANCELED):
+            reaper.reap(MARKER_VAR, marker)
         return Outcome(status, steps, message, runner.rc)
-    finally:
+    except BaseException:
         reaper.reap(MARKER_VAR, marker)
+        raise
+    finally:
         shutil.rmtree(data_dir, ignore_errors=True)
