@@ -121,8 +121,8 @@ def test_validate_collects_every_problem_with_file_and_line(catalog_copy: Path) 
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b"", "expected kind: Runbook, found None"),
-        (b"- a\n- b\n", "expected kind: Runbook, found None"),
+        (b"", "expected a runbook (kind: Runbook), found an empty file"),
+        (b"- a\n- b\n", "expected a runbook (kind: Runbook), found no kind field"),
         (b"\xff\xfe\x00\x01", "cannot read file"),
         (b"key: [unclosed\n", "YAML syntax error at column"),
         (b"kind: Runbook\n", "missing required field 'apiVersion'"),
@@ -238,7 +238,7 @@ def test_codeowners_check_in_a_real_git_repository(tmp_path: Path) -> None:
     codeowners = repo / ".github" / "CODEOWNERS"
     codeowners.parent.mkdir()
     codeowners.write_text("# hand-written rules stay\n/docs/ @acme/writers\n")
-    assert runbook("codeowners", "--catalog", "runbooks", "--write", cwd=repo).returncode == 0
+    assert runbook("--runbooks", "runbooks", "codeowners", "--write", cwd=repo).returncode == 0
     text = codeowners.read_text()
     assert text.startswith("# hand-written rules stay\n/docs/ @acme/writers\n")
     assert "/runbooks/restart-from-pidfile.yaml @acme/payments\n" in text

@@ -14,9 +14,8 @@ from typing import Any, NoReturn
 import click
 
 from runner.catalog import Catalog, load_catalog
+from runner.config import Settings
 from runner.errors import RunbookError
-
-DEFAULT_CATALOG = Path("runbooks")
 
 
 class Group(click.Group):
@@ -59,14 +58,12 @@ def open_catalog(path: Path, strict: bool = True) -> Catalog:
     return catalog
 
 
-catalog_option = click.option(
-    "--catalog",
-    "catalog_path",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=DEFAULT_CATALOG,
-    show_default=True,
-    help="The catalog directory (holds policy.yaml).",
-)
+def settings() -> Settings:
+    """The settings the top-level options and the environment gave."""
+    obj = click.get_current_context().find_root().obj
+    return obj if isinstance(obj, Settings) else Settings.load()
+
+
 output_option = click.option(
     "--output",
     "-o",
@@ -79,7 +76,12 @@ output_option = click.option(
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runbook-runner")
-def main() -> None:
+@click.option("--runbooks", "runbooks_dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="RUNBOOK_RUNBOOKS_DIR", help="The runbooks catalog (default ./runbooks).")
+@click.option("--db", "db_url", envvar="RUNBOOK_DB_URL",
+              help="Run store: sqlite:///FILE or postgresql://... (default: SQLite in the state dir).")
+@click.pass_context
+def main(ctx: click.Context, runbooks_dir: Path | None, db_url: str | None) -> None:
     """runbook-runner: runbooks as code, driven by alerts, within their authority.
 
     \b
@@ -87,7 +89,9 @@ def main() -> None:
       runbook validate runbooks/
       runbook test runbooks/
       runbook route --alert alert.json
+      runbook run disk-full-cleanup --param host=web-1 --env prod
     """
+    ctx.obj = Settings.load(runbooks_dir, db_url)
 
 
-from runner.cli import catalog_cmds  # noqa: E402,F401  (registers the commands)
+from runner.cli import catalog_cmds, run_cmds  # noqa: E402,F401  (registers the commands)

@@ -10,7 +10,7 @@ import click
 
 from runner.alerts import alerts_from_document
 from runner.catalog import Catalog, load_catalog
-from runner.cli import DEFAULT_CATALOG, catalog_option, emit_json, fail, main, open_catalog, output_option
+from runner.cli import emit_json, fail, main, open_catalog, output_option, settings
 from runner.codeowners import codeowners_lines, repo_root, splice
 from runner.durations import format_duration
 from runner.errors import AlertFormatError, YamlError
@@ -31,7 +31,7 @@ def _catalogs(paths: tuple[Path, ...]) -> list[Catalog]:
     from runner.catalog import find_root
 
     roots: dict[Path, None] = {}
-    for path in paths or (DEFAULT_CATALOG,):
+    for path in paths or (settings().runbooks_dir,):
         roots[find_root(path)] = None
     return [load_catalog(root) for root in roots]
 
@@ -172,10 +172,9 @@ def _route_dict(r: Route) -> dict[str, object]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="An Alertmanager webhook payload or one alert (JSON or YAML).",
 )
-@catalog_option
 @click.option("--at", "at_time", help="Route as if at this RFC 3339 time (for approval hours).")
 @output_option
-def route(alert_file: Path, catalog_path: Path, at_time: str | None, output: str) -> None:
+def route(alert_file: Path, at_time: str | None, output: str) -> None:
     """Show which runbook each alert maps to, why, its params and the authority verdict.
 
     \b
@@ -193,7 +192,7 @@ def route(alert_file: Path, catalog_path: Path, at_time: str | None, output: str
         except ValueError:
             fail(f"--at {at_time!r} is not an RFC 3339 time", 2)
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    router = Router(open_catalog(catalog_path))
+    router = Router(open_catalog(settings().runbooks_dir))
     routes = [router.route(a, now) for a in alerts]
     if output == "json":
         emit_json([_route_dict(r) for r in routes])
@@ -228,16 +227,16 @@ def _authority_summary(rb: Runbook) -> str:
 
 
 @main.command("list")
-@catalog_option
 @output_option
-def list_cmd(catalog_path: Path, output: str) -> None:
+def list_cmd(output: str) -> None:
     """List the runbooks: name, owner, severity, alertnames, authority.
 
     \b
     Example:
-      runbook list --catalog runbooks/
+      runbook list
+      runbook --runbooks ../other-team/runbooks list --output json
     """
-    cat = open_catalog(catalog_path)
+    cat = open_catalog(settings().runbooks_dir)
     rows = [
         (
             rb.name,
@@ -260,15 +259,14 @@ def list_cmd(catalog_path: Path, output: str) -> None:
 
 @main.command()
 @click.argument("name")
-@catalog_option
-def show(name: str, catalog_path: Path) -> None:
+def show(name: str) -> None:
     """Show one runbook: owner, triggers, params, authority and steps.
 
     \b
     Example:
       runbook show disk-full-cleanup
     """
-    cat = open_catalog(catalog_path)
+    cat = open_catalog(settings().runbooks_dir)
     rb = cat.runbooks.get(name)
     if rb is None:
         fail(f"no runbook named {name!r} (have: {', '.join(sorted(cat.runbooks))})", 2)
@@ -298,23 +296,15 @@ def show(name: str, catalog_path: Path) -> None:
 
 
 @main.command()
-@click.option(
-    "--catalog",
-    "catalog_path",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=DEFAULT_CATALOG,
-    show_default=True,
-    help="The catalog directory.",
-)
 @click.option("--write", is_flag=True, help="Update .github/CODEOWNERS in place.")
-def codeowners(catalog_path: Path, write: bool) -> None:
+def codeowners(write: bool) -> None:
     """Print CODEOWNERS lines giving each runbook file to its owner team.
 
     \b
     Example:
       runbook codeowners > /tmp/lines && runbook codeowners --write
     """
-    cat = load_catalog(catalog_path)
+    cat = load_catalog(settings().runbooks_dir)
     repo = repo_root(cat.root)
     block = codeowners_lines(cat, repo)
     if not write:

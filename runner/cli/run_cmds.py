@@ -1,0 +1,260 @@
+"""Commands that execute and inspect runs: run, runs, runs show, db upgrade."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.alerts import Alert, alerts_from_document
+from runner.cli import emit_json, fail, main, open_catalog, output_option, settings
+from runner.durations import parse_duration
+from runner.errors import AlertFormatError, ParamError, YamlError
+from runner.records import RunRecord, StepRecord, Trigger
+from runner.runs import Request, carry_out, prepare
+from runner.store import Store
+from runner.yamlsource import read
+
+
+def open_store() -> Store:
+    """The run store the settings name (migrated on first use)."""
+    return Store(settings().db_url)
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--param {pair!r} is not KEY=VALUE", 2)
+        params[key.strip()] = value
+    return params
+
+
+def _read_alert(file: Path) -> Alert:
+    try:
+        alerts = alerts_from_document(read(file).data)
+    except (AlertFormatError, YamlError) as e:
+        fail(f"{file}: {e}", 2)
+    if len(alerts) != 1:
+        fail(f"{file}: holds {len(alerts)} alerts; give a file with one", 2)
+    return alerts[0]
+
+
+def record_as_data(record: RunRecord) -> dict[str, Any]:
+    """A run record as JSON-ready data."""
+    data = asdict(record)
+    data["duration"] = record.duration
+    for step, raw in zip(record.steps, data["steps"], strict=True):
+        raw["duration"] = step.duration
+    return data
+
+
+def _fmt_seconds(value: float | None) -> str:
+    return f"{value:.1f}s" if value is not None else "-"
+
+
+def _step_line(step: StepRecord) -> str:
+    return f"[{step.kind} {step.index + 1}] {step.name} @ {step.host}: {step.status.value}"
+
+
+def print_record(record: RunRecord, with_output: bool = False) -> None:
+    """The run, its verdict and a table of its steps."""
+    rev = record.revision
+    revision = (rev.commit[:12] + (" (dirty)" if rev.dirty else "")) if rev.commit else "not in git"
+    click.echo(f"run {record.id}  {record.runbook}  {record.status.value}"
+               + ("  [dry run]" if record.dry_run else ""))
+    click.echo(f"  trigger:   {record.trigger.kind} by {record.trigger.actor}")
+    click.echo(f"  revision:  {revision}")
+    click.echo(f"  env/hosts: {record.environment or '-'} / {', '.join(record.hosts) or '-'}")
+    click.echo(f"  verdict:   {record.verdict}: {record.reason}")
+    click.echo(f"  duration:  {_fmt_seconds(record.duration)}")
+    if record.steps:
+        rows = [("STEP", "HOST", "STATUS", "CHANGED", "RC", "RETRIES", "DURATION")]
+        rows += [(f"{s.kind} {s.index + 1}: {s.name}", s.host, s.status.value, "yes" if s.changed else "no",
+                  "-" if s.rc is None else str(s.rc), str(s.retries), _fmt_seconds(s.duration))
+                 for s in record.steps]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    if with_output:
+        for s in record.steps:
+            click.echo(f"\n--- {_step_line(s)}")
+            if s.message:
+                click.echo(f"message: {s.message}")
+            if s.stdout:
+                click.echo(s.stdout)
+            if s.stderr:
+                click.echo(f"stderr:\n{s.stderr}")
+        if record.timeline:
+            click.echo("\ntimeline:")
+            for entry in record.timeline:
+                click.echo(f"  {entry.at.isoformat(timespec='seconds')}  {entry.event:18} {entry.detail}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--param", "-p", "param_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A param value (repeatable); wins over the alert's.")
+@click.option("--alert", "alert_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take params and environment from this alert (JSON or YAML).")
+@click.option("--env", "environment", help="The environment to act in (default: the alert's label).")
+@click.option("--dry-run", is_flag=True, help="Ansible check mode with diff: change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@output_option
+def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, environment: str | None,
+        dry_run: bool, yes: bool, output: str) -> None:
+    """Run a runbook by hand, within its authority, and record every step.
+
+    Shows the plan (hosts, steps, verdict) and asks before running when on a terminal.
+    Exit 0 when the run succeeded, 1 otherwise.
+
+    \b
+    Example:
+      runbook run disk-full-cleanup --param host=web-1 --param log_dir=/var/log/app --env prod
+      runbook run rotate-oversized-file --alert alert.json --dry-run --yes
+    """
+    catalog = open_catalog(settings().runbooks_dir)
+    alert = _read_alert(alert_file) if alert_file else None
+    actor = os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
+    request = Request(name, trigger=_trigger(actor, alert), params=_parse_params(param_pairs),
+                      alert=alert, environment=environment, dry_run=dry_run)
+    try:
+        prepared = prepare(catalog, request)
+    except ParamError as e:
+        fail(str(e), 2)
+    runbook = catalog.runbooks[name]
+    text = output == "text"
+    if text:
+        verdict = prepared.decision
+        click.echo(f"{runbook.name}: {runbook.title}" + ("  [dry run]" if dry_run else ""))
+        click.echo(f"  hosts:   {', '.join(verdict.hosts) or '-'} ({verdict.environment or 'no env'})")
+        steps = [*runbook.steps, *(() if dry_run else runbook.verify)]
+        for i, step in enumerate(steps, 1):
+            kind = "verify" if i > len(runbook.steps) else "step"
+            click.echo(f"  {kind} {i}: {step.name}")
+        click.echo(f"  verdict: {verdict.verdict.value}: {verdict.reason}")
+    if prepared.plan is not None and not yes and sys.stdin.isatty() and text:
+        click.confirm("Run it?", abort=True)
+    with open_store() as store:
+        store.create_run(prepared.record)
+        if prepared.plan is None:
+            if text:
+                click.echo(f"run {prepared.record.id} recorded as {prepared.record.status.value}")
+            else:
+                emit_json(record_as_data(prepared.record))
+            raise SystemExit(1)
+
+        def progress(step: StepRecord) -> None:
+            if text:
+                click.echo(f"  {_step_line(step)}", err=True)
+
+        final = carry_out(store, prepared, on_step=progress)
+    if text:
+        click.echo()
+        print_record(final)
+    else:
+        emit_json(record_as_data(final))
+    raise SystemExit(0 if final.status.value == "succeeded" else 1)
+
+
+def _trigger(actor: str, alert: Alert | None) -> Trigger:
+    if alert is None:
+        return Trigger("manual", actor)
+    return Trigger("manual", actor, {"labels": alert.labels, "annotations": alert.annotations,
+                                     "fingerprint": alert.fingerprint})
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    if re.fullmatch(r"([0-9]+[smhd])+", text):
+        return datetime.now(UTC) - parse_duration(text)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--since {text!r} is neither a duration like 1h nor an RFC 3339 time", 2)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--runbook", "runbook_name", help="Only runs of this runbook.")
+@click.option("--status", help="Only runs in this status (succeeded, failed, ...).")
+@click.option("--since", help="Only runs created since: a duration (1h, 2d) or an RFC 3339 time.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@output_option
+@click.pass_context
+def runs(ctx: click.Context, runbook_name: str | None, status: str | None, since: str | None, limit: int,
+         output: str) -> None:
+    """List recent runs, newest first; `runs show ID` shows one with its steps' output.
+
+    \b
+    Example:
+      runbook runs --runbook disk-full-cleanup --since 1d
+      runbook runs show 3f2a9c
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_store() as store:
+        records = store.list_runs(runbook=runbook_name, status=status, since=_since(since), limit=limit)
+    if output == "json":
+        emit_json([record_as_data(r) for r in records])
+        return
+    rows = [("ID", "RUNBOOK", "STATUS", "TRIGGER", "CREATED", "DURATION")]
+    for r in records:
+        created = r.created_at.isoformat(timespec="seconds") if r.created_at else "-"
+        rows.append((r.id[:12], r.runbook, r.status.value + (" (dry)" if r.dry_run else ""),
+                     f"{r.trigger.kind}:{r.trigger.actor}", created, _fmt_seconds(r.duration)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@runs.command("show")
+@click.argument("run_id")
+@output_option
+def runs_show(run_id: str, output: str) -> None:
+    """Show one run: verdict, every step with status and output tail, and the timeline.
+
+    \b
+    Example:
+      runbook runs show 3f2a9c
+    """
+    with open_store() as store:
+        record = store.get_run(run_id)
+    if record is None:
+        fail(f"no run {run_id!r}", 2)
+    if output == "json":
+        emit_json(record_as_data(record))
+    else:
+        print_record(record, with_output=True)
+
+
+@main.group()
+def db() -> None:
+    """Manage the run store's schema.
+
+    \b
+    Example:
+      runbook --db postgresql://runbook@db/runbook db upgrade
+    """
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply the store's migrations up to the newest (safe to run more than once).
+
+    \b
+    Example:
+      runbook db upgrade
+    """
+    with open_store() as store:
+        store.upgrade()
+    click.echo("database is up to date")

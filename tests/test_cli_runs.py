@@ -1,0 +1,164 @@
+"""`runbook run`, `runbook runs` and `runbook db upgrade` as real processes on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'state' / 'runs.db'}"
+    env = {**os.environ, "RUNBOOK_OPERATOR": "carol", "RUNBOOK_DB_URL": db}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "runner", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    return run
+
+
+def old_logs(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    files = [directory / "a.log.1", directory / "b.gz"]
+    for f in files:
+        f.write_text("old")
+        os.utime(f, (time.time() - 10 * 86400,) * 2)
+    return files
+
+
+def test_run_shows_the_plan_progress_and_a_summary_then_the_record(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = old_logs(tmp_path / "logs")
+    proc = cli(
+        "run", "disk-full-cleanup", "-p", "host=web-1", "-p", f"log_dir={tmp_path / 'logs'}", "--env", "prod"
+    )  # no TTY: no question asked
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not any(f.exists() for f in files)
+    out = proc.stdout
+    assert "  hosts:   web-1 (prod)" in out and "  verdict: allowed: within authority" in out
+    assert "  step 2: Remove them" in out and "  verify 3: No rotated log" in out
+    assert "[step 2] Remove them @ web-1: running" in proc.stderr
+    assert "[step 2] Remove them @ web-1: changed" in proc.stderr
+    summary = [line.split() for line in out.splitlines() if "web-1" in line and "step 2:" in line]
+    assert summary and summary[0][-5:-1] == ["changed", "yes", "-", "0"]
+    run_id = out.split("\nrun ")[1].split()[0]
+
+    listing = cli("runs")
+    assert listing.returncode == 0
+    rows = listing.stdout.splitlines()
+    assert rows[0].split() == ["ID", "RUNBOOK", "STATUS", "TRIGGER", "CREATED", "DURATION"]
+    assert rows[1].split()[:4] == [run_id[:12], "disk-full-cleanup", "succeeded", "manual:carol"]
+
+    shown = cli("runs", "show", run_id[:8])
+    assert shown.returncode == 0
+    assert f"run {run_id}  disk-full-cleanup  succeeded" in shown.stdout
+    assert "--- [step 1] Find rotated logs older than max_age_days @ web-1: ok" in shown.stdout
+    assert '"matched": 2' in shown.stdout  # the step's output tail
+    assert "timeline:" in shown.stdout and "succeeded" in shown.stdout.split("timeline:")[1]
+
+    data = json.loads(cli("runs", "show", run_id, "--output", "json").stdout)
+    assert data["status"] == "succeeded" and data["trigger"] == {
+        "kind": "manual",
+        "actor": "carol",
+        "alert": None,
+    }
+    assert [s["status"] for s in data["steps"]] == ["ok", "changed", "ok", "ok"]
+    assert data["revision"]["commit"]
+
+
+def test_failed_and_rejected_runs_exit_1_and_filters_find_them(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    failed = cli(
+        "run",
+        "rotate-oversized-file",
+        "-p",
+        "host=web-2",
+        "-p",
+        f"path={tmp_path}/missing.log",
+        "--env",
+        "staging",
+        "--output",
+        "json",
+    )
+    assert failed.returncode == 1
+    record = json.loads(failed.stdout)
+    assert record["status"] == "failed" and record["steps"][0]["status"] == "failed"
+    rejected = cli(
+        "run", "rotate-oversized-file", "-p", "host=db-9", "-p", "path=/tmp/x.log", "--env", "prod"
+    )
+    assert rejected.returncode == 1
+    assert "verdict: rejected: host 'db-9' is not in the inventory" in rejected.stdout
+    assert "recorded as rejected" in rejected.stdout
+    only_failed = json.loads(cli("runs", "--status", "failed", "--output", "json").stdout)
+    assert [r["status"] for r in only_failed] == ["failed"]
+    recent = json.loads(
+        cli("runs", "--runbook", "rotate-oversized-file", "--since", "1h", "-o", "json").stdout
+    )
+    assert len(recent) == 2
+    assert json.loads(cli("runs", "--since", "2000-01-01T00:00:00Z", "-o", "json").stdout) != []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["-p", "host=web-1", "-p", "max_age_days=abc", "--env", "prod"],
+            "error: param max_age_days: expected an integer, got 'abc'",
+        ),
+        (["-p", "host=web-1"], "say which environment (--env)"),
+        (["-p", "nonsense", "--env", "prod"], "is not KEY=VALUE"),
+        (
+            ["-p", "host=web-1", "-p", "color=blue", "--env", "prod"],
+            "param color: runbook disk-full-cleanup has no such param",
+        ),
+    ],
+)
+def test_bad_params_are_refused_before_anything_runs(cli, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    proc = cli("run", "disk-full-cleanup", *args)
+    assert proc.returncode in (1, 2)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads(cli("runs", "-o", "json").stdout) == []  # nothing was recorded
+
+
+def test_run_from_an_alert_file(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    big = tmp_path / "big.log"
+    big.write_bytes(b"x" * 2_000_000)
+    alert = tmp_path / "alert.json"
+    alert.write_text(
+        json.dumps(
+            {
+                "labels": {"alertname": "FileTooLarge", "env": "staging", "instance": "web-2:9100"},
+                "annotations": {"path": str(big)},
+            }
+        )
+    )
+    proc = cli("run", "rotate-oversized-file", "--alert", str(alert), "--yes", "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["params"] == {"host": "web-2", "path": str(big), "compress": False}
+    assert record["environment"] == "staging"
+    assert record["trigger"]["alert"]["labels"]["alertname"] == "FileTooLarge"
+    assert big.stat().st_size == 0
+
+
+def test_db_upgrade_and_unknown_run(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("db", "upgrade").stdout == "database is up to date\n"
+    assert cli("db", "upgrade").returncode == 0
+    missing = cli("runs", "show", "abcdef")
+    assert missing.returncode == 2 and "no run 'abcdef'" in missing.stderr
