@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make run    install into .venv, then validate and test the runbooks in runbooks/
+#   make run    install into .venv; validate, test and list runbooks/; dry-run one runbook,
+#               recorded in the default SQLite store
 #   make test   lint (ruff), type-check (mypy runner/) and run the test suite (pytest)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,7 +19,9 @@ install: $(BIN)/runbook
 run: install
 	$(BIN)/runbook validate --check-codeowners runbooks/
 	$(BIN)/runbook test runbooks/
-	$(BIN)/runbook list --catalog runbooks/
+	$(BIN)/runbook list
+	$(BIN)/runbook run disk-full-cleanup --param host=web-1 --param log_dir=/tmp --env staging --dry-run --yes
+	$(BIN)/runbook runs --limit 5
 
 test: install
 	$(BIN)/ruff check runner tests bench
@@ -27,6 +30,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/run_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

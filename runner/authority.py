@@ -79,7 +79,9 @@ def decide(
             if runbook.targets.group
             else f"host '{params.get(runbook.targets.hosts_from or '')}'"
         )
-        return Decision(Verdict.REJECTED, f"{target} is not in the inventory", environment=environment)
+        known = runbook.targets.group in inventory.groups if runbook.targets.group else False
+        where = "has no hosts in the inventory" if known else "is not in the inventory"
+        return Decision(Verdict.REJECTED, f"{target} {where}", environment=environment)
     if len(hosts) > a.max_hosts:
         return Decision(
             Verdict.REJECTED, f"{len(hosts)} hosts exceed max_hosts {a.max_hosts}", tuple(hosts), environment

@@ -53,6 +53,8 @@ def codeowners_lines(catalog: Catalog, repo: Path) -> list[str]:
         owner = _handle(catalog, runbook.owner)
         if owner:
             lines.append(f"{rel(runbook.file)} {owner}")
+        else:
+            lines.append(f"# {rel(runbook.file)}: team {runbook.owner} has no github handle in owners.yaml")
         for step in (*runbook.steps, *runbook.verify):
             if step.playbook and owner:
                 playbook_teams.setdefault(step.playbook, set()).add(owner)

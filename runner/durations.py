@@ -1,9 +1,9 @@
-"""Durations as runbooks write them: ``30s``, ``10m``, ``1h``, ``1d`` (and ``1h30m``)."""
+"""Durations as runbooks write them (``30s``, ``10m``, ``1h``, ``1d``, ``1h30m``) and RFC 3339 times."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 PATTERN = r"^([0-9]+[smhd])+$"
 _PART = re.compile(r"([0-9]+)([smhd])")
@@ -32,3 +32,18 @@ def format_duration(value: timedelta) -> str:
         if n:
             out += f"{n}{unit}"
     return out
+
+
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time with its offset (``2026-03-03T10:00:00Z``); ValueError names the form."""
+    if not isinstance(text, str) or not _RFC3339.match(text):
+        raise ValueError(f"{text!r} is not an RFC 3339 time like 2026-03-03T10:00:00Z")
+    try:
+        return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:  # well-formed but impossible, like month 13
+        raise ValueError(f"{text!r} is not an RFC 3339 time like 2026-03-03T10:00:00Z") from None

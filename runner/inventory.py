@@ -20,6 +20,11 @@ class Inventory:
     groups: dict[str, set[str]] = field(default_factory=dict)
     group_vars: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # outermost first
 
+    def variable_names(self) -> set[str]:
+        """Every variable the inventory defines, for any host or group."""
+        names = {k for _, variables in self.group_vars for k in variables}
+        return names | {k for variables in self.hosts.values() for k in variables}
+
     def host_vars(self, host: str) -> dict[str, Any]:
         """Effective variables of *host*: group vars, outer groups first, then its own."""
         merged: dict[str, Any] = {}

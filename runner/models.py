@@ -6,6 +6,8 @@ the meaning checks in ``validation`` have already run.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -57,7 +59,12 @@ class Selector:
         """Whether an alert with *labels* and *status* is selected."""
         if self.status != "any" and self.status != status:
             return False
-        return labels.get("alertname") == self.alertname and all(m.matches(labels) for m in self.matchers)
+        if labels.get("alertname") != self.alertname:
+            return False
+        for m in self.matchers:  # noqa: SIM110 - a plain loop: all() with a generator is slower here
+            if not m.matches(labels):
+                return False
+        return True
 
     def __str__(self) -> str:
         inner = ", ".join([f'alertname="{self.alertname}"', *(str(m) for m in self.matchers)])
@@ -81,6 +88,15 @@ class Param:
     required: bool = True
     description: str = ""
     secret: bool = False
+    pattern_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    extract_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Compiled once here: with thousands of runbooks, re's own cache (512 entries) thrashes.
+        for text, attr in ((self.pattern, "pattern_re"), (self.extract, "extract_re")):
+            if text is not None and getattr(self, attr) is None:
+                with contextlib.suppress(re.error):  # reported by validation; such a runbook never routes
+                    object.__setattr__(self, attr, re.compile(text))
 
 
 @dataclass(frozen=True)

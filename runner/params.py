@@ -18,6 +18,18 @@ from runner.models import Param, Runbook
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 MAX_LENGTH = 1024
+REDACTED = "***"
+
+
+def redact(runbook: Runbook, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Params as shown and recorded: the values of secret ones replaced."""
+    return {k: (REDACTED if k in runbook.params and runbook.params[k].secret else v)
+            for k, v in params.items()}
+
+
+def _text(value: Any) -> str:
+    """How a value reads in an alert label: booleans as YAML and Prometheus write them."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def coerce(param: Param, raw: Any) -> Any:
@@ -53,12 +65,12 @@ def coerce(param: Param, raw: Any) -> Any:
         else:
             raise ParamError(name, f"expected true or false, got {raw!r}")
     else:  # enum
-        matches = [v for v in param.values if v == raw or str(v) == str(raw)]
+        matches = [v for v in param.values if v == raw or _text(v) == _text(raw)]
         if not matches:
             allowed = ", ".join(str(v) for v in param.values)
             raise ParamError(name, f"{raw!r} is not one of {allowed}")
         value = matches[0]
-    if param.pattern is not None and not re.fullmatch(param.pattern, str(value)):
+    if param.pattern_re is not None and not param.pattern_re.fullmatch(str(value)):
         raise ParamError(name, f"{str(value)!r} does not match pattern {param.pattern}")
     if not isinstance(value, int | float) or isinstance(value, bool):
         return value
@@ -77,7 +89,7 @@ def from_alert(param: Param, alert: Alert) -> str | None:
     raw = (alert.labels if kind == "labels" else alert.annotations).get(key)
     if raw is None or param.extract is None:
         return raw
-    m = re.fullmatch(param.extract, raw)
+    m = param.extract_re.fullmatch(raw) if param.extract_re else None
     if m is None or m.group(1) is None:
         raise ParamError(param.name, f"{param.source} {raw!r} does not match extract {param.extract}")
     return m.group(1)

@@ -71,12 +71,14 @@ class Router:
         if len(candidates) == 1:  # the common case: no ranking needed
             runbook, selector = candidates[0]
             return [Match(runbook, selector)] if selector.matches(alert.labels, alert.status) else []
+        hits = [Match(rb, sel) for rb, sel in candidates if sel.matches(alert.labels, alert.status)]
+        if len(hits) < 2:
+            return hits
         best: dict[str, Match] = {}
-        for runbook, selector in candidates:
-            if selector.matches(alert.labels, alert.status):
-                m = Match(runbook, selector)
-                if runbook.name not in best or m.rank > best[runbook.name].rank:
-                    best[runbook.name] = m
+        for m in hits:
+            name = m.runbook.name
+            if name not in best or m.rank > best[name].rank:
+                best[name] = m
         return sorted(best.values(), key=lambda m: (-m.rank[0], -m.rank[1], m.runbook.name))
 
     def route(self, alert: Alert, now: datetime | None = None) -> Route:

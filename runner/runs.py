@@ -22,11 +22,10 @@ from runner.errors import ParamError, RunbookError
 from runner.executor import Plan, execute
 from runner.gitrev import revision
 from runner.models import Runbook, Verdict
-from runner.params import resolve_params
+from runner.params import REDACTED, redact, resolve_params
 from runner.records import RunRecord, RunStatus, StepRecord, TimelineEntry, Trigger
 from runner.store import Store
 
-REDACTED = "***"
 _STATUS_OF = {Verdict.ALLOWED: RunStatus.QUEUED, Verdict.REJECTED: RunStatus.REJECTED,
               Verdict.AWAITING_APPROVAL: RunStatus.AWAITING_APPROVAL}
 
@@ -52,11 +51,6 @@ class Prepared:
     decision: Decision
     plan: Plan | None
     secrets: tuple[str, ...] = ()
-
-
-def redact(runbook: Runbook, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Params as recorded: secret ones replaced."""
-    return {k: (REDACTED if runbook.params[k].secret else v) for k, v in params.items()}
 
 
 def _environment(runbook: Runbook, catalog: Catalog, request: Request) -> str | None:

@@ -8,7 +8,9 @@ from typing import Any
 
 from runner.alerts import Alert
 from runner.catalog import Catalog
+from runner.durations import parse_time
 from runner.models import Runbook, TestCase
+from runner.params import redact
 from runner.routing import Route, Router
 
 _UNSET = object()
@@ -38,12 +40,13 @@ def _compare(case: TestCase, owner: Runbook, route: Route) -> list[str]:
         return failures
     if route.ambiguous:
         failures.append(f"routing is ambiguous between {', '.join(route.ambiguous)}")
+    shown = redact(route.runbook, route.params) if route.runbook else {}
     for key, value in expect.get("params", {}).items():
         actual = route.params.get(key, _UNSET)
         if actual is _UNSET:
             failures.append(f"expected param {key}={value!r}, got no value")
         elif actual != value:
-            failures.append(f"expected param {key}={value!r}, got {actual!r}")
+            failures.append(f"expected param {key}={value!r}, got {shown[key]!r}")
     decision = route.decision
     if "verdict" in expect:
         got_verdict = decision.verdict.value if decision else "none"
@@ -71,9 +74,7 @@ def run_tests(catalog: Catalog, only: set[str] | None = None) -> list[CaseResult
             continue
         runbook = catalog.runbooks[name]
         for case in runbook.tests:
-            now = datetime.fromisoformat(case.at) if case.at else datetime.now(UTC)
-            if now.tzinfo is None:
-                now = now.replace(tzinfo=UTC)
+            now = parse_time(case.at) if case.at else datetime.now(UTC)
             a = case.alert
             route = router.route(Alert(a.labels, a.annotations, a.status), now)
             results.append(CaseResult(name, case, _compare(case, runbook, route)))

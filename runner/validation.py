@@ -6,7 +6,7 @@ the first problem.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -134,7 +134,7 @@ class _RunbookChecker:
         self._params()
         self._targets()
         self._authority()
-        known = set(self.runbook.params)
+        known = set(self.runbook.params) | self.cat.inventory.variable_names()
         for section, steps in (("steps", self.runbook.steps), ("verify", self.runbook.verify)):
             for i, step in enumerate(steps):
                 self._step(step, (section, i), known)
@@ -374,31 +374,23 @@ class _RunbookChecker:
                     self.problem(
                         (*where, "expect", "params", key), f"runbook {expected} has no param '{key}'"
                     )
-            if case.at is not None:
-                try:
-                    datetime.fromisoformat(case.at)
-                except ValueError:
-                    self.problem((*where, "at"), f"'{case.at}' is not an RFC 3339 time")
 
 
 def _check_routing(cat: Catalog) -> None:
     from runner.routing import Router
 
-    seen: dict[tuple[object, ...], tuple[Runbook, int]] = {}
+    seen: dict[tuple[object, ...], list[tuple[Runbook, str]]] = {}
     for runbook in sorted(cat.runbooks.values(), key=lambda r: r.name):
         for i, sel in enumerate(runbook.selectors):
-            key = (runbook.priority, sel.alertname, frozenset(sel.matchers), sel.status)
-            other = seen.get(key)
-            if other is not None and other[0].name != runbook.name:
-                cat.problems.append(
-                    at(
-                        cat.documents[runbook.name],
-                        ("match", i),
-                        f"selector {sel} is also runbook {other[0].name}'s "
-                        "(same priority): routing would be ambiguous",
-                    )
-                )
-            seen.setdefault(key, (runbook, i))
+            key = (runbook.priority, sel.alertname, frozenset(sel.matchers))
+            for other, status in seen.get(key, []):
+                overlap = status == sel.status or "any" in (status, sel.status)
+                if overlap and other.name != runbook.name:
+                    cat.problems.append(at(cat.documents[runbook.name], ("match", i),
+                                           f"selector {sel} is also runbook {other.name}'s "
+                                           "(same priority): routing would be ambiguous"))
+                    break
+            seen.setdefault(key, []).append((runbook, sel.status))
     if cat.policy is None:
         return
     router = Router(cat)

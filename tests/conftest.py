@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,13 @@ def make_catalog(tmp_path: Path):  # type: ignore[no-untyped-def]
         return root
 
     return build
+
+
+def old_logs(directory: Path) -> list[Path]:
+    """Two rotated logs ten days old in *directory* (made if missing)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = [directory / "a.log.1", directory / "b.gz"]
+    for f in files:
+        f.write_text("old")
+        os.utime(f, (time.time() - 10 * 86400,) * 2)
+    return files

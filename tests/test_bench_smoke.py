@@ -1,4 +1,4 @@
-"""Smoke test of bench/validate.py --quick: it runs, its catalogs are valid, it prints the table.
+"""Smoke tests of the benchmarks' --quick modes: they run and print every figure and table.
 
 No timing is asserted: only that the figures are there and are numbers.
 """
@@ -10,20 +10,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "validate.py"
+BENCH = Path(__file__).resolve().parents[1] / "bench"
 NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
+NUM = r"-?[0-9][0-9,]*(?:\.[0-9]+)?"
 
 
-def test_quick_benchmark_runs_and_prints_the_table() -> None:
+def quick(script: str) -> str:
+    """Run bench/SCRIPT --quick; return what it printed (it must exit 0)."""
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
+        [sys.executable, str(BENCH / script), "--quick"],
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=BENCH.parents[1],
+        cwd=BENCH.parent,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    return proc.stdout
+
+
+def test_quick_validate_benchmark_prints_the_table() -> None:
+    out = quick("validate.py")
     # the generated catalogs validate with zero problems and their own tests pass
     assert re.search(r"200 runbooks .*: 200 loaded, 0 problems; [0-9,]+ runbook tests, 0 failed", out)
     assert re.search(r"1,000 runbooks .*: 1,000 loaded, 0 problems; [0-9,]+ runbook tests, 0 failed", out)
@@ -43,3 +50,48 @@ def test_quick_benchmark_runs_and_prints_the_table() -> None:
     # targets are notes, PASS or MISS, never failures
     assert re.search(r"^(PASS|MISS): 1,000 runbooks validated in ", out, re.MULTILINE)
     assert re.search(r"^(PASS|MISS): Router\.route ", out, re.MULTILINE)
+
+
+def test_quick_run_latency_benchmark_prints_its_figures() -> None:
+    out = quick("run_latency.py")
+    assert "latency: 3 interleaved runs of execute() and bare ansible-playbook" in out
+    for label in ("ours-to-first-step", "ours-total", "bare-total"):
+        assert re.search(rf"^  {label}: median {NUM} ms, p90 {NUM} ms, min {NUM} ms$", out, re.M), out
+    assert re.search(
+        rf"overhead: {NUM} ms \(median ours-total - median bare-total\), ratio ours/bare "
+        rf"x{NUM}",
+        out,
+    ), out
+    assert re.search(rf"^(PASS|MISS): overhead {NUM} ms \(target at most 50 ms\)$", out, re.M), out
+    # RSS sampled after runs 1 and 10 of the 10 quick runs, with the leak note as text
+    for run in (1, 10):
+        assert re.search(
+            rf"after run {run}: peak RSS \(ru_maxrss\) {NUM} MiB, current RSS \(statm\) "
+            rf"{NUM} MiB",
+            out,
+        ), out
+    assert re.search(
+        rf"^(OK|LEAK\?): between run 1 and run 10, peak RSS grew [+]?{NUM}%, current RSS "
+        rf"[+]?{NUM}%",
+        out,
+        re.M,
+    ), out
+    # the README table, a number in every figure
+    assert "| Measure | Median | p90 | Min | Target |" in out
+    for measure in (
+        "execute() to first step RUNNING",
+        "execute() total",
+        "bare ansible-playbook total (baseline)",
+    ):
+        assert re.search(rf"^\| {re.escape(measure)} \| {NUM} ms \| {NUM} ms \| {NUM} ms \|", out, re.M), out
+    assert re.search(
+        rf"^\| Overhead \(median ours - median bare\) \| {NUM} ms \(x{NUM}\) \|.*"
+        r"<= 50 ms: (PASS|MISS) \|$",
+        out,
+        re.M,
+    ), out
+    for measure in ("Peak RSS (ru_maxrss)", "Current RSS (statm)"):
+        assert re.search(
+            rf"^\| {re.escape(measure)}, run 1 -> 10 \| {NUM} MiB -> {NUM} MiB \([+]?{NUM}%\)", out, re.M
+        ), out
+    assert re.search(r"^Machine: nproc [0-9]+, Python 3\.", out, re.M), out

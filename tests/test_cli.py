@@ -183,7 +183,7 @@ def test_route_a_single_yaml_alert_at_a_given_time(tmp_path: Path) -> None:
     alert = tmp_path / "a.yaml"
     alert.write_text(
         "labels: {alertname: ProcessDown, env: prod, instance: pay-1, service: payments-api}\n"
-        "annotations: {pidfile: /run/api.pid, start_command: /usr/local/bin/api}\n"
+        "annotations: {pidfile: /run/api.pid}\n"
     )
     night = runbook("route", "--alert", str(alert), "--at", "2026-03-03T02:00:00+00:00")
     assert "verdict:  awaiting_approval: outside working hours" in night.stdout

@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, old_logs
 
 
 @pytest.fixture
@@ -32,15 +31,6 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         )
 
     return run
-
-
-def old_logs(directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    files = [directory / "a.log.1", directory / "b.gz"]
-    for f in files:
-        f.write_text("old")
-        os.utime(f, (time.time() - 10 * 86400,) * 2)
-    return files
 
 
 def test_run_shows_the_plan_progress_and_a_summary_then_the_record(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

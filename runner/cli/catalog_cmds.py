@@ -12,9 +12,10 @@ from runner.alerts import alerts_from_document
 from runner.catalog import Catalog, load_catalog
 from runner.cli import emit_json, fail, main, open_catalog, output_option, settings
 from runner.codeowners import codeowners_lines, repo_root, splice
-from runner.durations import format_duration
+from runner.durations import format_duration, parse_time
 from runner.errors import AlertFormatError, YamlError
 from runner.models import Runbook
+from runner.params import redact
 from runner.problems import Problem, display_path
 from runner.routing import Route, Router
 from runner.testing import run_tests
@@ -157,7 +158,7 @@ def _route_dict(r: Route) -> dict[str, object]:
         "owner": r.owner,
         "selector": str(r.match.selector) if r.match else None,
         "ambiguous": list(r.ambiguous),
-        "params": r.params,
+        "params": redact(r.runbook, r.params) if r.runbook else {},
         "hosts": list(d.hosts) if d else [],
         "verdict": d.verdict.value if d else None,
         "reason": d.reason if d else None,
@@ -179,7 +180,8 @@ def route(alert_file: Path, at_time: str | None, output: str) -> None:
 
     \b
     Example:
-      runbook route --alert tests/examples/alerts/disk-full.json
+      runbook route --alert docs/examples/alertmanager-webhook.json
+      runbook route --alert alert.yaml --at 2026-03-03T03:00:00Z --output json
     """
     try:
         alerts = alerts_from_document(_read_alert_file(alert_file))
@@ -188,10 +190,9 @@ def route(alert_file: Path, at_time: str | None, output: str) -> None:
     now = datetime.now(UTC)
     if at_time:
         try:
-            now = datetime.fromisoformat(at_time)
-        except ValueError:
-            fail(f"--at {at_time!r} is not an RFC 3339 time", 2)
-        now = now if now.tzinfo else now.replace(tzinfo=UTC)
+            now = parse_time(at_time)
+        except ValueError as e:
+            fail(f"--at: {e}", 2)
     router = Router(open_catalog(settings().runbooks_dir))
     routes = [router.route(a, now) for a in alerts]
     if output == "json":
@@ -207,7 +208,7 @@ def route(alert_file: Path, at_time: str | None, output: str) -> None:
         click.echo(f"  because:  {r.match.selector}")
         if r.ambiguous:
             click.echo(f"  warning:  ambiguous between {', '.join(r.ambiguous)}")
-        params = " ".join(f"{k}={v!r}" for k, v in r.params.items())
+        params = " ".join(f"{k}={v!r}" for k, v in redact(r.match.runbook, r.params).items())
         click.echo(f"  params:   {params or '(none)'}")
         if r.decision:
             if r.decision.hosts:
@@ -304,7 +305,7 @@ def codeowners(write: bool) -> None:
     Example:
       runbook codeowners > /tmp/lines && runbook codeowners --write
     """
-    cat = load_catalog(settings().runbooks_dir)
+    cat = open_catalog(settings().runbooks_dir)  # a runbook that fails to load would lose its line
     repo = repo_root(cat.root)
     block = codeowners_lines(cat, repo)
     if not write:

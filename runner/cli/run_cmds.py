@@ -15,7 +15,7 @@ import click
 
 from runner.alerts import Alert, alerts_from_document
 from runner.cli import emit_json, fail, main, open_catalog, output_option, settings
-from runner.durations import parse_duration
+from runner.durations import parse_duration, parse_time
 from runner.errors import AlertFormatError, ParamError, YamlError
 from runner.records import RunRecord, StepRecord, Trigger
 from runner.runs import Request, carry_out, prepare
@@ -178,10 +178,9 @@ def _since(text: str | None) -> datetime | None:
     if re.fullmatch(r"([0-9]+[smhd])+", text):
         return datetime.now(UTC) - parse_duration(text)
     try:
-        value = datetime.fromisoformat(text)
+        return parse_time(text)
     except ValueError:
         fail(f"--since {text!r} is neither a duration like 1h nor an RFC 3339 time", 2)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @main.group(invoke_without_command=True)

@@ -164,27 +164,22 @@ def test_spool_playbook_step_quarantines_old_files(tmp_path: Path) -> None:
     assert "[Move each stuck file into quarantine]" in playbook_step.stdout
 
 
-def test_restart_from_stale_pidfile_starts_the_service(tmp_path: Path) -> None:
+def test_restart_from_stale_pidfile_starts_the_service(catalog_copy: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    inventory = catalog_copy / "inventory.yaml"
+    inventory.write_text(
+        inventory.read_text().replace("service_bin_dir: /usr/local/bin", f"service_bin_dir: {bin_dir}")
+    )
     pidfile = tmp_path / "svc.pid"
     pidfile.write_text("999999\n")  # no such process
     token = f"{os.getpid()}{int(time.time())}"
-    start = tmp_path / "start-svc"
+    start = bin_dir / "payments-api-start"
     start.write_text(f"#!/bin/sh\nsleep 3{token} >/dev/null 2>&1 &\necho $! > {pidfile}\n")
     start.chmod(0o755)
+    params = {"host": "pay-1", "service": "payments-api", "pidfile": str(pidfile)}
     try:
-        out = execute(
-            plan_for(
-                CATALOG,
-                "restart-from-pidfile",
-                {
-                    "host": "pay-1",
-                    "service": "payments-api",
-                    "pidfile": str(pidfile),
-                    "start_command": str(start),
-                },
-                hosts=("pay-1",),
-            )
-        )
+        out = execute(plan_for(catalog_copy, "restart-from-pidfile", params, hosts=("pay-1",)))
         assert out.status is RunStatus.SUCCEEDED, out.message
         new_pid = int(pidfile.read_text().strip())
         assert new_pid != 999999
@@ -200,8 +195,10 @@ def test_restart_from_stale_pidfile_starts_the_service(tmp_path: Path) -> None:
 
 def test_retry_then_success(make_catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     counter = tmp_path / "attempts"
-    flaky = "import sys,os; p=sys.argv[1]; n=int(open(p).read()) if os.path.exists(p) else 0; " \
+    flaky = (
+        "import sys,os; p=sys.argv[1]; n=int(open(p).read()) if os.path.exists(p) else 0; "
         "open(p,'w').write(str(n+1)); sys.exit(0 if n >= 1 else 3)"
+    )
     steps = f"""  - name: flaky
     task:
       ansible.builtin.command:

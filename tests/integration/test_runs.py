@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from runner.errors import ParamError, RunbookError
 from runner.records import RunRecord, RunStatus, StepStatus, Trigger
 from runner.runs import REDACTED, Request, carry_out, prepare, submit
 from runner.store import Store
-from tests.conftest import CATALOG, runbook_yaml
+from tests.conftest import CATALOG, old_logs, runbook_yaml
 
 OPERATOR = Trigger("manual", "alice")
 
@@ -35,15 +33,6 @@ def git_catalog(tmp_path: Path) -> Path:
     git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", ".")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "runbooks")
     return repo / "runbooks"
-
-
-def old_logs(directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    files = [directory / "a.log.1", directory / "b.gz"]
-    for f in files:
-        f.write_text("old")
-        os.utime(f, (time.time() - 10 * 86400,) * 2)
-    return files
 
 
 def comparable(record: RunRecord) -> dict[str, Any]:
@@ -179,7 +168,6 @@ def test_invalid_params_are_refused_before_anything_runs(tmp_path: Path) -> None
                     "host": "pay-1",
                     "service": "payments-api",
                     "pidfile": "/tmp/x.pid",
-                    "start_command": "/tmp/start",
                 },
             ),
             RunStatus.AWAITING_APPROVAL,

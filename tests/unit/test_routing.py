@@ -148,7 +148,7 @@ def test_authority_verdicts(
     verdict: Verdict,
     reason: str,
 ) -> None:
-    ann = {"pidfile": "/run/p.pid", "start_command": "/usr/local/bin/start"} | annotations
+    ann = {"pidfile": "/run/p.pid"} | annotations
     r = router.route(
         Alert({"alertname": "ProcessDown", "service": "payments-api", **alert_labels}, ann), when
     )
