@@ -79,7 +79,8 @@ def decide(
             if runbook.targets.group
             else f"host '{params.get(runbook.targets.hosts_from or '')}'"
         )
-        known = runbook.targets.group in inventory.groups if runbook.targets.group else False
+        named = runbook.targets.group or str(params.get(runbook.targets.hosts_from or ""))
+        known = named in inventory.groups
         where = "has no hosts in the inventory" if known else "is not in the inventory"
         return Decision(Verdict.REJECTED, f"{target} {where}", environment=environment)
     if len(hosts) > a.max_hosts:

@@ -33,7 +33,22 @@ def _text(value: Any) -> str:
 
 
 def coerce(param: Param, raw: Any) -> Any:
-    """Convert *raw* to the param's type and check every rule; ParamError names the rule."""
+    """Convert *raw* to the param's type and check every rule; ParamError names the rule.
+
+    The message of a secret param never holds its value.
+    """
+    try:
+        return _coerce(param, raw)
+    except ParamError as e:
+        if not param.secret:
+            raise
+        message = e.message
+        for shown in sorted({repr(raw), repr(str(raw)), str(raw)}, key=len, reverse=True):
+            message = message.replace(shown, REDACTED) if shown else message
+        raise ParamError(param.name, message) from None
+
+
+def _coerce(param: Param, raw: Any) -> Any:
     name = param.name
     if isinstance(raw, str) and len(raw) > MAX_LENGTH:
         raise ParamError(name, f"value is longer than {MAX_LENGTH} characters")
@@ -65,9 +80,11 @@ def coerce(param: Param, raw: Any) -> Any:
         else:
             raise ParamError(name, f"expected true or false, got {raw!r}")
     else:  # enum
-        matches = [v for v in param.values if v == raw or _text(v) == _text(raw)]
+        text = str(raw).lower() if isinstance(raw, str) else _text(raw)
+        matches = [v for v in param.values if v == raw or (_text(v) == text if isinstance(v, bool)
+                                                           else str(v) == str(raw))]
         if not matches:
-            allowed = ", ".join(str(v) for v in param.values)
+            allowed = ", ".join(_text(v) for v in param.values)
             raise ParamError(name, f"{raw!r} is not one of {allowed}")
         value = matches[0]
     if param.pattern_re is not None and not param.pattern_re.fullmatch(str(value)):
@@ -91,7 +108,8 @@ def from_alert(param: Param, alert: Alert) -> str | None:
         return raw
     m = param.extract_re.fullmatch(raw) if param.extract_re else None
     if m is None or m.group(1) is None:
-        raise ParamError(param.name, f"{param.source} {raw!r} does not match extract {param.extract}")
+        shown = REDACTED if param.secret else repr(raw)
+        raise ParamError(param.name, f"{param.source} {shown} does not match extract {param.extract}")
     return m.group(1)
 
 

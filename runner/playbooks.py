@@ -39,7 +39,8 @@ PLAY_KEYS = frozenset(
     vars_prompt gather_subset gather_timeout fact_path become_flags become_exe
 """.split()
 )
-# Names Ansible defines for every task; anything else a template uses must be a param.
+# Names Ansible defines for every task; anything else a template uses must be a param, an
+# earlier step's register or an inventory variable.
 ANSIBLE_NAMES = frozenset(
     """
     inventory_hostname inventory_hostname_short hostvars groups group_names play_hosts

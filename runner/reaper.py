@@ -4,6 +4,12 @@ ansible-core's worker calls ``setsid``, so killing runner's process group
 misses the task's children (a hung ``sleep`` survives a timeout). Each run
 exports a unique marker variable; every descendant inherits it, whatever
 session or group it moved to, and ``/proc/PID/environ`` shows it.
+
+Ansible's module wrapper (``AnsiballZ_*.py``) unpacks the module into a
+``/tmp/ansible_*_payload_*`` directory and removes it in a ``finally``. A
+SIGKILL skips that, so the wrappers are spared at first: once the command
+they wait for is killed they return and clean up; only wrappers still alive
+after a grace period are killed too.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import time
 from pathlib import Path
 
 PROC = Path("/proc")
+POLL = 0.05  # seconds between rounds
+WRAPPER_GRACE = 1.0  # seconds a module wrapper gets to clean up after its command died
+ROUNDS = 60
 
 
 def processes_with(name: str, value: str) -> list[int]:
@@ -33,18 +42,39 @@ def processes_with(name: str, value: str) -> list[int]:
     return found
 
 
-def reap(name: str, value: str, attempts: int = 20) -> int:
+def _is_module_wrapper(pid: int) -> bool:
+    try:
+        return b"AnsiballZ_" in (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _kill(pids: list[int]) -> int:
+    killed = 0
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
+
+
+def reap(name: str, value: str) -> int:
     """SIGKILL every process carrying the marker until none is left; return how many were killed."""
     killed = 0
-    for _ in range(attempts):
+    waited = 0.0
+    for _ in range(ROUNDS):
         pids = processes_with(name, value)
         if not pids:
             break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
+        wrappers = [p for p in pids if _is_module_wrapper(p)]
+        others = [p for p in pids if p not in wrappers]
+        if others:
+            killed += _kill(others)
+        elif waited >= WRAPPER_GRACE:
+            killed += _kill(wrappers)
+        else:
+            waited += POLL
+        time.sleep(POLL)
     return killed

@@ -250,3 +250,44 @@ def test_codeowners_check_in_a_real_git_repository(tmp_path: Path) -> None:
     assert runbook("validate", "--check-codeowners", "runbooks", cwd=repo).returncode == 1
     # the committed CODEOWNERS of this repository is current
     assert runbook("validate", "--check-codeowners").returncode == 0
+
+
+def test_secret_params_never_show_in_route_or_test_output(catalog_copy: Path, tmp_path: Path) -> None:
+    rb = catalog_copy / "disk-full-cleanup.yaml"
+    rb.write_text(
+        rb.read_text().replace("    default: /var/log/app\n", "    default: /var/log/app\n    secret: true\n")
+    )
+    alert = tmp_path / "a.json"
+    alert.write_text(
+        json.dumps(
+            {
+                "labels": {
+                    "alertname": "DiskAlmostFull",
+                    "env": "prod",
+                    "instance": "web-1",
+                    "mountpoint": "/var/log",
+                },
+                "annotations": {"log_dir": "/var/log/hush-hush"},
+            }
+        )
+    )
+    text = runbook("--runbooks", str(catalog_copy), "route", "--alert", str(alert))
+    data = runbook("--runbooks", str(catalog_copy), "route", "--alert", str(alert), "-o", "json")
+    assert "log_dir='***'" in text.stdout and json.loads(data.stdout)[0]["params"]["log_dir"] == "***"
+    assert "hush-hush" not in text.stdout + data.stdout
+    rb.write_text(
+        rb.read_text().replace(
+            "annotations: {log_dir: /var/log/nginx}", "annotations: {log_dir: /var/log/hush-hush}"
+        )
+    )
+    failed = runbook("test", str(catalog_copy))
+    assert failed.returncode == 1
+    assert "expected param log_dir='/var/log/nginx', got '***'" in failed.stdout
+    assert "hush-hush" not in failed.stdout
+
+
+def test_codeowners_refuses_a_broken_catalog(catalog_copy: Path) -> None:
+    (catalog_copy / "broken.yaml").write_text("kind: Runbook\nname: [\n")
+    proc = runbook("--runbooks", str(catalog_copy), "codeowners")
+    assert proc.returncode == 1
+    assert "problem(s); run `runbook validate` and fix them first" in proc.stderr

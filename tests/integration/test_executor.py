@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -221,12 +222,15 @@ def test_timeouts_kill_every_process_of_the_run(make_catalog, level: str) -> Non
     task: {{ansible.builtin.command: {{argv: [sleep, "{token}"]}}}}
 {step_timeout}"""
     root = custom(make_catalog, "hang", steps, authority_timeout="2s" if level == "run" else "1m")
+    payloads_before = set(Path(tempfile.gettempdir()).glob("ansible_*_payload_*"))
     started = time.monotonic()
     out = execute(plan_for(root, "hang", {"host": "web-1"}))
     elapsed = time.monotonic() - started
     assert out.status is RunStatus.TIMED_OUT
     assert out.steps[0].status is StepStatus.TIMED_OUT
     assert cmdlines_containing(f"sleep {token}") == []
+    # the module wrapper was let to clean up the payload it unpacked, not SIGKILLed first
+    assert set(Path(tempfile.gettempdir()).glob("ansible_*_payload_*")) - payloads_before == set()
     assert elapsed < 30  # generous: it returns in about 2-3 s, not the sleep's length
 
 

@@ -67,3 +67,30 @@ def test_from_alert_reads_labels_and_annotations_and_extracts() -> None:
     assert from_alert(Param("p", "string"), alert) is None
     with pytest.raises(ParamError, match="does not match extract"):
         from_alert(host, Alert({"instance": "web_1:x"}))
+
+
+def test_enum_booleans_match_alert_text_case_insensitively() -> None:
+    flag = Param("f", "enum", values=(True, False))
+    assert coerce(flag, "true") is True and coerce(flag, "False") is False
+    with pytest.raises(ParamError, match="'yes' is not one of true, false"):
+        coerce(flag, "yes")
+
+
+def test_limits_apply_to_numbers_only() -> None:
+    # a misplaced minimum on a string is a validation problem, never a crash here
+    assert coerce(Param("s", "string", minimum=1), "abc") == "abc"
+
+
+def test_secret_values_never_appear_in_messages() -> None:
+    token = Param("token", "string", pattern="[a-f0-9]{8}", secret=True)
+    with pytest.raises(ParamError) as e:
+        coerce(token, "hunter2-hunter2")
+    assert str(e.value) == "param token: *** does not match pattern [a-f0-9]{8}"
+    sized = Param("pin", "integer", maximum=9999, secret=True)
+    with pytest.raises(ParamError) as e:
+        coerce(sized, "123456")
+    assert "123456" not in str(e.value)
+    extracted = Param("key", "string", source="labels.key", extract="k-([0-9]+)", secret=True)
+    with pytest.raises(ParamError) as e:
+        from_alert(extracted, Alert({"key": "leaked-value"}))
+    assert "leaked-value" not in str(e.value)

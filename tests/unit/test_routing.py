@@ -198,3 +198,17 @@ def test_operator_params_override_and_unknown_ones_are_refused(router: Router) -
         ParamError, match=r"param host: a value is required \(no labels.instance in the alert\)"
     ):
         resolve_params(rb, Alert(labels(alertname="DiskAlmostFull")))
+
+
+def test_an_empty_group_is_named_as_such(make_catalog) -> None:  # type: ignore[no-untyped-def]
+    text = runbook_yaml("empty-group", match="  - alertname: Quiet").replace(
+        "targets: {hosts_from: host}", "targets: {group: spare}"
+    )
+    root = make_catalog({"e.yaml": text})
+    inventory = root / "inventory.yaml"
+    inventory.write_text(inventory.read_text() + "    spare: {}\n")
+    cat = load_catalog(root)
+    assert cat.problems == []
+    r = Router(cat).route(Alert(labels(alertname="Quiet", env="prod", instance="web-1")), NOON)
+    assert r.decision is not None
+    assert r.decision.reason == "group 'spare' has no hosts in the inventory"
