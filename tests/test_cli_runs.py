@@ -152,3 +152,44 @@ def test_db_upgrade_and_unknown_run(cli) -> None:  # type: ignore[no-untyped-def
     assert cli("db", "upgrade").returncode == 0
     missing = cli("runs", "show", "abcdef")
     assert missing.returncode == 2 and "no run 'abcdef'" in missing.stderr
+
+
+def test_on_a_terminal_the_plan_is_confirmed_first(tmp_path: Path) -> None:
+    import pexpect  # ansible-runner's own dependency: a real pseudo-terminal
+
+    env = {**os.environ, "RUNBOOK_DB_URL": f"sqlite:///{tmp_path / 'runs.db'}", "RUNBOOK_OPERATOR": "dan"}
+    args = [
+        "-m",
+        "runner",
+        "run",
+        "disk-full-cleanup",
+        "-p",
+        "host=web-1",
+        "-p",
+        f"log_dir={tmp_path}",
+        "--env",
+        "staging",
+    ]
+    child = pexpect.spawn(sys.executable, args, cwd=str(ROOT), env=env, encoding="utf-8", timeout=60)
+    child.expect(r"Run it\? \[y/N\]: ")
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1 and "Aborted" in (child.before or "")
+    runs = subprocess.run(
+        [sys.executable, "-m", "runner", "runs", "-o", "json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(runs.stdout) == []  # declined: nothing ran, nothing recorded
+
+    child = pexpect.spawn(sys.executable, args, cwd=str(ROOT), env=env, encoding="utf-8", timeout=120)
+    child.expect(r"Run it\? \[y/N\]: ")
+    child.sendline("y")
+    child.expect("succeeded")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
