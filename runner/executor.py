@@ -219,7 +219,8 @@ class _Recorder:
             return
         res = data.get("res") or {}
         if kind == "runner_on_start":
-            record.status = StepStatus.RUNNING if record.status is StepStatus.SKIPPED else record.status
+            if record.status is StepStatus.SKIPPED:  # a playbook step goes on after a skipped task
+                record.status = StepStatus.RUNNING
         elif kind == "runner_retry":
             record.retries += 1
             return

@@ -18,7 +18,7 @@ from typing import Any
 from runner.alerts import Alert
 from runner.authority import Decision, decide, environment_label
 from runner.catalog import Catalog
-from runner.errors import ParamError, RunbookError
+from runner.errors import RunbookError
 from runner.executor import Plan, execute
 from runner.gitrev import revision
 from runner.models import Runbook, Verdict
@@ -143,5 +143,3 @@ def submit(store: Store, catalog: Catalog, request: Request) -> Prepared:
     store.create_run(prepared.record)
     return prepared
 
-
-__all__ = ["ParamError", "Prepared", "Request", "carry_out", "prepare", "submit"]
