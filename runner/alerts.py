@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from runner.errors import AlertFormatError
@@ -10,16 +11,21 @@ from runner.errors import AlertFormatError
 
 @dataclass(frozen=True)
 class Alert:
-    """One alert as every source is turned into: labels, annotations, status."""
+    """One alert as every source is turned into: labels, annotations, status.
+
+    Times are aware datetimes in UTC; ``ends_at`` is None while the alert fires. ``group_key``
+    is the sender's key for the group the alert came in (runner.intake sets it).
+    """
 
     labels: dict[str, str]
     annotations: dict[str, str] = field(default_factory=dict)
     status: str = "firing"
     fingerprint: str | None = None
-    starts_at: str | None = None
-    ends_at: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
     generator_url: str | None = None
     source: str = "generic"
+    group_key: str | None = None
 
     @property
     def alertname(self) -> str:
@@ -38,6 +44,20 @@ def _str_map(value: Any, what: str) -> dict[str, str]:
     return dict(value)
 
 
+def _time(value: Any, what: str) -> datetime | None:
+    # Imported here: runner.intake imports this module for Alert.
+    from runner.intake.fields import bad_time, to_time
+
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise AlertFormatError(f"{what} must be an RFC 3339 time string")
+    try:
+        return to_time(value)
+    except ValueError:
+        raise AlertFormatError(f"{what}: {bad_time(value)}") from None
+
+
 def alert_from_dict(data: Any, source: str = "generic", status: str | None = None) -> Alert:
     """One alert from ``{labels, annotations, status, ...}`` (Alertmanager's alert shape)."""
     if not isinstance(data, dict):
@@ -52,8 +72,8 @@ def alert_from_dict(data: Any, source: str = "generic", status: str | None = Non
         annotations=_str_map(data.get("annotations"), "annotations"),
         status=st,
         fingerprint=data.get("fingerprint"),
-        starts_at=data.get("startsAt"),
-        ends_at=data.get("endsAt"),
+        starts_at=_time(data.get("startsAt"), "startsAt"),
+        ends_at=_time(data.get("endsAt"), "endsAt"),
         generator_url=data.get("generatorURL"),
         source=source,
     )

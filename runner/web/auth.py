@@ -1,0 +1,80 @@
+"""Who may post alerts: a bearer token and/or an HMAC-SHA256 signature with a replay window.
+
+Signature scheme (for senders that can sign; Alertmanager and Grafana use the token):
+
+    X-Runbook-Timestamp: <unix seconds>
+    X-Runbook-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
+
+A signature older or newer than the replay window is refused, so a captured
+request cannot be replayed later. Every comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+TIMESTAMP_HEADER = "X-Runbook-Timestamp"
+SIGNATURE_HEADER = "X-Runbook-Signature"
+REPLAY_WINDOW = 300  # seconds
+
+
+class AuthError(Exception):
+    """The request is not authenticated; the message says why (never echoing a secret)."""
+
+
+@dataclass(frozen=True)
+class WebhookAuth:
+    """The intake's credentials; with neither set, only an explicit insecure mode admits requests."""
+
+    token: str | None = None
+    secret: str | None = None
+    insecure: bool = False
+
+    @property
+    def configured(self) -> bool:
+        """True when at least one credential is set."""
+        return bool(self.token or self.secret)
+
+    def check(self, headers: dict[str, str], body: bytes, now: float | None = None) -> str:
+        """Return how the request authenticated ('token', 'signature' or 'insecure'), or raise AuthError."""
+        if not self.configured:
+            if self.insecure:
+                return "insecure"
+            raise AuthError("intake has no credentials configured")
+        bearer = headers.get("Authorization", "")
+        if self.token and bearer:
+            scheme, _, given = bearer.partition(" ")
+            if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), self.token.encode()):
+                return "token"
+            if not self.secret or SIGNATURE_HEADER not in headers:
+                raise AuthError("invalid bearer token")
+        if self.secret and SIGNATURE_HEADER in headers:
+            verify_signature(self.secret, headers, body, now)
+            return "signature"
+        wanted = " or ".join(w for w, on in (("a bearer token", self.token),
+                                             (f"an {SIGNATURE_HEADER} signature", self.secret)) if on)
+        raise AuthError(f"missing credentials: send {wanted}")
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """Headers that sign *body* (for senders and tests)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: f"sha256={mac}"}
+
+
+def verify_signature(secret: str, headers: dict[str, str], body: bytes, now: float | None = None) -> None:
+    """Raise AuthError unless the signature is valid and fresh."""
+    ts = headers.get(TIMESTAMP_HEADER, "")
+    if not ts.isdigit():
+        raise AuthError(f"missing or malformed {TIMESTAMP_HEADER}")
+    age = (time.time() if now is None else now) - int(ts)
+    if abs(age) > REPLAY_WINDOW:
+        raise AuthError(f"signature timestamp outside the {REPLAY_WINDOW} s replay window")
+    given = headers.get(SIGNATURE_HEADER, "")
+    expected = sign(secret, body, int(ts))[SIGNATURE_HEADER]
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AuthError("invalid signature")
