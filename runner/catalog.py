@@ -171,7 +171,8 @@ def load_catalog(path: Path) -> Catalog:
         cat.documents[runbook.name] = doc
 
     check_catalog(cat)
-    problems.sort(key=lambda p: (p.file, p.line, p.path))
+    # a playbook shared by several runbooks is checked for each: report each fault once
+    cat.problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.path, p.message))
     return cat
 
 

@@ -25,6 +25,8 @@ TASK_KEYWORDS = frozenset(
 """.split()
 )
 BLOCK_KEYS = ("block", "rescue", "always")
+# Modules that change which hosts the play acts on, past targets and max_hosts.
+TARGET_CHANGING = frozenset({"ansible.builtin.add_host", "ansible.builtin.group_by"})
 # Modules that pull in tasks from elsewhere, where validation cannot see them.
 INCLUDE_MODULES = frozenset(
     f"ansible.builtin.{m}" for m in
@@ -130,7 +132,13 @@ def playbook_tasks(doc: Document) -> tuple[list[tuple[Path_, dict[str, Any]]], l
                 faults.append(((*where, indirect[0]), f"write the module as the task's key, not "
                                f"{indirect[0]}: (validation must see every module)"))
                 continue
+            escapes = [k for k in ("delegate_to", "delegate_facts") if k in task]
+            if escapes:
+                faults.append(((*where, escapes[0]), f"{escapes[0]} acts beyond the run's target hosts "
+                               "(targets and max_hosts decide where a runbook acts)"))
             modules = module_of(task)
+            if modules and canonical_module(modules[0]) in TARGET_CHANGING:
+                faults.append(((*where, modules[0]), f"'{modules[0]}' changes the hosts a run acts on"))
             if modules and canonical_module(modules[0]) in INCLUDE_MODULES:
                 faults.append(((*where, modules[0]), f"'{modules[0]}' runs tasks validation cannot see: "
                                "put them in this playbook"))

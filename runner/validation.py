@@ -32,7 +32,9 @@ from runner.playbooks import (
 from runner.problems import Problem, at, display_path
 from runner.yamlsource import Document, Path_, read
 
-COMMAND_MODULES = {"ansible.builtin.command"}
+# Modules that run a command line: param text in them could become code.
+COMMAND_MODULES = {f"ansible.builtin.{m}" for m in ("command", "shell", "raw", "script", "expect")}
+INTERPRETERS = {"sh", "bash", "dash", "zsh", "ksh", "fish", "env", "xargs", "node", "php", "osascript"}
 # Extra vars outrank every other variable: a param with one of these names would take it over.
 RESERVED_NAMES = ANSIBLE_NAMES | {"vars", "role_name", "role_names", "inventory_file", "playbook_dir"}
 
@@ -263,7 +265,7 @@ class _RunbookChecker:
             self._module(step.module, module_path, self.doc)
             self._templates(step.args, module_path, known)
             if canonical_module(step.module) in COMMAND_MODULES:
-                self._argv(step.args, module_path)
+                self._argv(step.args, module_path, self.doc)
         if step.when is not None:
             self._expression(step.when, (*where, "when"), known)
         if step.loop is not None:
@@ -282,19 +284,23 @@ class _RunbookChecker:
         if policy and canonical_module(module) in policy.forbidden_modules:
             self.cat.problems.append(at(doc, where, f"module '{module}' is forbidden by policy"))
 
-    def _argv(self, args: object, where: Path_) -> None:
+    def _argv(self, args: object, where: Path_, doc: Document) -> None:
+        """Param text never becomes a command line: each param stays one argv item of a non-shell."""
+        bad = ("command lines built from params are not allowed: use argv: [...] so each param stays "
+               "one argument")
         if isinstance(args, str) and "{{" in args:
-            self.problem(
-                where,
-                "command lines built from params are not allowed: use "
-                "argv: [...] so each param stays one argument",
-            )
-        elif isinstance(args, dict) and isinstance(args.get("cmd"), str) and "{{" in args["cmd"]:
-            self.problem(
-                (*where, "cmd"),
-                "command lines built from params are not allowed: use "
-                "argv: [...] so each param stays one argument",
-            )
+            self.cat.problems.append(at(doc, where, bad))
+        elif isinstance(args, dict):
+            for key in ("cmd", "command", "_raw_params"):
+                if isinstance(args.get(key), str) and "{{" in args[key]:
+                    self.cat.problems.append(at(doc, (*where, key), bad))
+            argv = args.get("argv")
+            if isinstance(argv, list) and argv and isinstance(argv[0], str):
+                program = argv[0].rsplit("/", 1)[-1]
+                interpreted = program in INTERPRETERS or program.startswith(("python", "perl", "ruby"))
+                if interpreted and any(isinstance(a, str) and "{{" in a for a in argv[1:]):
+                    self.cat.problems.append(at(doc, (*where, "argv"), f"argv runs the interpreter "
+                                                f"'{program}' on templated text: a param would become code"))
 
     def _templates(self, args: object, where: Path_, known: set[str]) -> None:
         for path, text in strings(args, where):
@@ -304,27 +310,33 @@ class _RunbookChecker:
     def _expression(self, text: str, where: Path_, known: set[str]) -> None:
         self._names(text, where, known, expression=True)
 
-    def _names(self, text: str, where: Path_, known: set[str], expression: bool) -> None:
+    def _names(self, text: str, where: Path_, known: set[str], expression: bool,
+               doc: Document | None = None) -> None:
+        doc = doc or self.doc
+
+        def problem(path: Path_, message: str) -> None:
+            self.cat.problems.append(at(doc, path, message))
+
         stripped = text.strip()
         if expression and stripped.startswith("{{") and stripped.endswith("}}"):
             inner = stripped[2:-2].strip()
-            self.problem(where, f"a condition is a bare expression: write {inner}, not {stripped}")
+            problem(where, f"a condition is a bare expression: write {inner}, not {stripped}")
             return
         try:
             names = template_names(text, expression)
         except jinja2.TemplateSyntaxError as e:
-            self.problem(where, f"template syntax error: {e.message}")
+            problem(where, f"template syntax error: {e.message}")
             return
         registered = {s.register for s in (*self.runbook.steps, *self.runbook.verify) if s.register}
         params = ", ".join(sorted(self.runbook.params)) or "none"
         for name in sorted(names - known - ANSIBLE_NAMES):
             if name.startswith("ansible_"):
                 continue
-            if name in registered:
-                self.problem(where, f"'{name}' is registered by a later step: a step sees only the "
-                             "results of earlier ones")
+            if name in registered and doc is self.doc:
+                problem(where, f"'{name}' is registered by a later step: a step sees only the "
+                        "results of earlier ones")
             else:
-                self.problem(where, f"unknown param '{name}' (params: {params})")
+                problem(where, f"unknown param '{name}' (params: {params})")
 
     def _playbook(self, rel: str, where: Path_) -> None:
         root = self.cat.root.resolve()
@@ -339,6 +351,7 @@ class _RunbookChecker:
             self.playbooks[file] = self._read_playbook(file)
         modules, fault = self.playbooks[file]
         self.modules |= modules
+        self._playbook_names(file)
         if fault:
             self.problem(where, f"playbook '{rel}' {fault}")
 
@@ -357,7 +370,30 @@ class _RunbookChecker:
             for module in module_of(task)[:1]:
                 self._module(module, (*path, module), pdoc)
                 found.add(canonical_module(module))
+                if canonical_module(module) in COMMAND_MODULES:
+                    self._argv(task[module], (*path, module), pdoc)
         return frozenset(found), "is not a valid playbook" if faults else None
+
+    def _playbook_names(self, file: Path) -> None:
+        """Template names in a playbook must be params, its own vars and registers, or inventory variables."""
+        try:
+            pdoc = read(file)
+        except YamlError:
+            return  # already reported
+        tasks, _ = playbook_tasks(pdoc)
+        known = set(self.runbook.params) | self.cat.inventory.variable_names()
+        for play in pdoc.data if isinstance(pdoc.data, list) else []:
+            if isinstance(play, dict) and isinstance(play.get("vars"), dict):
+                known |= set(play["vars"])
+        known |= {t["register"] for _, t in tasks if isinstance(t.get("register"), str)}
+        for path, task in tasks:
+            for key, value in task.items():
+                if key in ("when", "failed_when", "changed_when", "until") and isinstance(value, str):
+                    self._names(value, (*path, key), known, expression=True, doc=pdoc)
+                elif key not in ("name", "register", "tags"):
+                    for spath, text in strings(value, (*path, key)):
+                        if "{{" in text or "{%" in text:
+                            self._names(text, spath, known, expression=False, doc=pdoc)
 
     def _tests(self) -> None:
         for case in self.runbook.tests:
