@@ -65,11 +65,6 @@ class Catalog:
     owners_doc: Document | None = None
     problems: list[Problem] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        """True when nothing is wrong."""
-        return not self.problems
-
 
 def find_root(path: Path) -> Path:
     """The catalog root holding *path*: the nearest directory with a policy.yaml."""

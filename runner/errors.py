@@ -42,3 +42,7 @@ class AlertFormatError(RunbookError):
 
 class StoreError(RunbookError):
     """The run store could not read or write (database unreachable, schema outdated, bad id...)."""
+
+
+class UsageError(RunbookError):
+    """The request itself is wrong (unknown runbook, missing option): the CLI exits 2."""

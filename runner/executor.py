@@ -40,6 +40,7 @@ import ansible_runner  # type: ignore[import-untyped]
 from runner import reaper
 from runner.inventory import Inventory
 from runner.models import Runbook, Step
+from runner.params import REDACTED
 from runner.records import RunStatus, StepRecord, StepStatus, tail
 from runner.yamlsource import read
 
@@ -60,6 +61,7 @@ class Plan:
     inventory: Inventory
     dry_run: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    secrets: tuple[str, ...] = ()  # values scrubbed from every output before it is recorded
 
 
 @dataclass
@@ -155,21 +157,37 @@ def build_playbook(plan: Plan) -> list[dict[str, Any]]:
     return plays
 
 
-def build_inventory(plan: Plan) -> dict[str, Any]:
-    """An inventory of exactly the run's hosts with their variables from the repository's inventory."""
-    return {"all": {"hosts": {h: plan.inventory.host_vars(h) for h in plan.hosts}}}
+def build_inventory(plan: Plan, data_dir: Path | None = None) -> dict[str, Any]:
+    """An inventory of exactly the run's hosts with their variables from the repository's inventory.
+
+    Hosts reached with the local connection run modules with this Python (interpreter discovery
+    picks broken shims on some machines) and keep their module temp files inside the run's dir;
+    remote hosts keep Ansible's own defaults unless the inventory says otherwise.
+    """
+    interpreter = os.environ.get("RUNBOOK_PYTHON_INTERPRETER", sys.executable)
+    hosts = {}
+    for host in plan.hosts:
+        variables = dict(plan.inventory.host_vars(host))
+        if variables.get("ansible_connection") == "local":
+            variables.setdefault("ansible_python_interpreter", interpreter)
+            if data_dir is not None:
+                variables.setdefault("ansible_remote_tmp", str(data_dir / "tmp" / "remote"))
+        hosts[host] = variables
+    return {"all": {"hosts": hosts}}
 
 
 def _environment(data_dir: Path, marker: str) -> dict[str, str]:
     bindir = str(Path(sys.executable).parent)
-    interpreter = os.environ.get("RUNBOOK_PYTHON_INTERPRETER", sys.executable)
+    # ansible-runner passes our whole environment on to every task: blank our own settings, which
+    # can hold secrets (a database URL with its password), so a started service never inherits them.
+    blanked = {name: "" for name in os.environ if name.startswith("RUNBOOK_")}
     return {
+        **blanked,
         "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_PYTHON_INTERPRETER": interpreter,
+        "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp" / "local"),
-        "ANSIBLE_REMOTE_TEMP": str(data_dir / "tmp" / "remote"),
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_LOCALHOST_WARNING": "0",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
@@ -187,6 +205,7 @@ class _Recorder:
         self.steps = [*plan.runbook.steps, *plan.runbook.verify]
         self.n_steps = len(plan.runbook.steps)
         self.on_step = on_step
+        self.secrets = tuple(s for s in plan.secrets if s)
         self.current: int | None = None
         self.records: dict[tuple[int, str], StepRecord] = {}
 
@@ -234,7 +253,7 @@ class _Recorder:
     def _finish(self, record: StepRecord, kind: str, data: dict[str, Any], res: dict[str, Any]) -> None:
         ignored = bool(data.get("ignore_errors"))
         if kind == "runner_on_failed" and not ignored:
-            timed_out = "timed out" in str(res.get("msg", "")).lower() or "timedout" in res
+            timed_out = bool(res.get("timedout"))  # ansible-core's own mark of a task timeout
             record.status = StepStatus.TIMED_OUT if timed_out else StepStatus.FAILED
         elif kind == "runner_on_unreachable":
             record.status = StepStatus.UNREACHABLE
@@ -255,11 +274,17 @@ class _Recorder:
             shown = {k: v for k, v in res.items() if not k.startswith("_") and k not in
                      ("invocation", "stdout_lines", "stderr_lines", "msg", "changed", "failed")}
             stdout = json.dumps(shown, default=str, sort_keys=True) if shown else ""
-        record.stdout = _append(record.stdout, prefix + str(stdout))
+        record.stdout = _append(record.stdout, self.scrub(prefix + str(stdout)))
         if res.get("stderr"):
-            record.stderr = _append(record.stderr, prefix + str(res["stderr"]))
+            record.stderr = _append(record.stderr, self.scrub(prefix + str(res["stderr"])))
         if res.get("msg"):
-            record.message = tail(str(res["msg"]), 1024)
+            record.message = tail(self.scrub(str(res["msg"])), 1024)
+
+    def scrub(self, text: str) -> str:
+        """*text* with every secret replaced, as written and as JSON escapes it; before any cut."""
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED).replace(json.dumps(secret)[1:-1], REDACTED)
+        return text
 
     def close(self, status: RunStatus) -> list[StepRecord]:
         unfinished = {RunStatus.TIMED_OUT: StepStatus.TIMED_OUT, RunStatus.CANCELED: StepStatus.CANCELED}
@@ -313,12 +338,13 @@ def execute(
 ) -> Outcome:
     """Run *plan* to the end (or its timeout, or *cancel*); never leaves a process or a file behind."""
     marker = uuid.uuid4().hex
+    stop = cancel if cancel is not None else threading.Event()
     data_dir = Path(tempfile.mkdtemp(prefix=f"runbook-{plan.run_id[:12]}-", dir=work_dir))
     try:
         for sub in ("project", "inventory", "env", "tmp/local", "tmp/remote"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
         (data_dir / "project" / "main.yml").write_text(json.dumps(build_playbook(plan)))
-        (data_dir / "inventory" / "hosts.json").write_text(json.dumps(build_inventory(plan)))
+        (data_dir / "inventory" / "hosts.json").write_text(json.dumps(build_inventory(plan, data_dir)))
         (data_dir / "env" / "extravars").write_text(json.dumps(unsafe(dict(plan.params))))
         events: queue.Queue[Any] = queue.Queue()
         recorder = _Recorder(plan, on_step)
@@ -330,25 +356,29 @@ def execute(
             settings={"pexpect_timeout": PEXPECT_TIMEOUT, "suppress_ansible_output": True},
             timeout=max(1, int(plan.runbook.authority.timeout.total_seconds())),
             cmdline="--check --diff" if plan.dry_run else None,
-            cancel_callback=(lambda: cancel.is_set()) if cancel is not None else None,
+            # Always ours: without a cancel callback, ansible-runner installs process-wide SIGINT and
+            # SIGTERM handlers that it never restores.
+            cancel_callback=stop.is_set,
             event_handler=_enqueue(events),
             finished_callback=lambda _r: events.put(_DONE),
             ident=plan.run_id,
             quiet=True,
         )
         while True:
-            item = events.get()
+            try:
+                item = events.get(timeout=1.0)
+            except queue.Empty:
+                if thread.is_alive():
+                    continue
+                break  # the runner thread died without its finished callback: do not wait forever
             if item is _DONE:
                 break
             recorder.handle(item)
         thread.join()
-        while not events.empty():  # events that raced the finished callback
-            item = events.get_nowait()
-            if item is not _DONE:
-                recorder.handle(item)
         steps = recorder.close(RunStatus.TIMED_OUT if runner.status == "timeout" else
                                RunStatus.CANCELED if runner.status == "canceled" else RunStatus.FAILED)
         status, message = _status(str(runner.status), steps, len(plan.runbook.steps))
+        message = recorder.scrub(message)
         if status in (RunStatus.TIMED_OUT, RunStatus.CANCELED):
             reaper.reap(MARKER_VAR, marker)
         return Outcome(status, steps, message, runner.rc)

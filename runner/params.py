@@ -8,7 +8,7 @@ executor hands them to Ansible as data that is never templated.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runner.alerts import Alert
@@ -19,6 +19,18 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 MAX_LENGTH = 1024
 REDACTED = "***"
+
+
+def redact_alert(runbook: Runbook, alert: Alert) -> tuple[dict[str, str], dict[str, str]]:
+    """The alert's labels and annotations with the values that feed secret params replaced."""
+    labels, annotations = dict(alert.labels), dict(alert.annotations)
+    for param in runbook.params.values():
+        if param.secret and param.source:
+            kind, key = param.source.split(".", 1)
+            target = labels if kind == "labels" else annotations
+            if key in target:
+                target[key] = REDACTED
+    return labels, annotations
 
 
 def redact(runbook: Runbook, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,33 +47,25 @@ def _text(value: Any) -> str:
 def coerce(param: Param, raw: Any) -> Any:
     """Convert *raw* to the param's type and check every rule; ParamError names the rule.
 
-    The message of a secret param never holds its value.
+    The message of a secret param never holds its value, however it was normalised.
     """
-    try:
-        return _coerce(param, raw)
-    except ParamError as e:
-        if not param.secret:
-            raise
-        message = e.message
-        for shown in sorted({repr(raw), repr(str(raw)), str(raw)}, key=len, reverse=True):
-            message = message.replace(shown, REDACTED) if shown else message
-        raise ParamError(param.name, message) from None
+    return _coerce(param, raw, (lambda _: REDACTED) if param.secret else repr)
 
 
-def _coerce(param: Param, raw: Any) -> Any:
+def _coerce(param: Param, raw: Any, shown: Callable[[Any], str]) -> Any:
     name = param.name
     if isinstance(raw, str) and len(raw) > MAX_LENGTH:
         raise ParamError(name, f"value is longer than {MAX_LENGTH} characters")
     value: Any
     if param.type == "string":
         if not isinstance(raw, str | int | float) or isinstance(raw, bool):
-            raise ParamError(name, f"expected a string, got {raw!r}")
+            raise ParamError(name, f"expected a string, got {shown(raw)}")
         value = str(raw)
     elif param.type == "integer":
         if isinstance(raw, bool) or not (
             isinstance(raw, int) or (isinstance(raw, str) and re.fullmatch(r"[+-]?[0-9]+", raw))
         ):
-            raise ParamError(name, f"expected an integer, got {raw!r}")
+            raise ParamError(name, f"expected an integer, got {shown(raw)}")
         value = int(raw)
     elif param.type == "number":
         try:
@@ -69,32 +73,32 @@ def _coerce(param: Param, raw: Any) -> Any:
                 raise ValueError
             value = float(raw)
         except (TypeError, ValueError):
-            raise ParamError(name, f"expected a number, got {raw!r}") from None
+            raise ParamError(name, f"expected a number, got {shown(raw)}") from None
         if value != value or value in (float("inf"), float("-inf")):
-            raise ParamError(name, f"expected a finite number, got {raw!r}")
+            raise ParamError(name, f"expected a finite number, got {shown(raw)}")
     elif param.type == "boolean":
         if isinstance(raw, bool):
             value = raw
         elif isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
             value = raw.lower() in _TRUE
         else:
-            raise ParamError(name, f"expected true or false, got {raw!r}")
+            raise ParamError(name, f"expected true or false, got {shown(raw)}")
     else:  # enum
         text = str(raw).lower() if isinstance(raw, str) else _text(raw)
         matches = [v for v in param.values if v == raw or (_text(v) == text if isinstance(v, bool)
                                                            else str(v) == str(raw))]
         if not matches:
             allowed = ", ".join(_text(v) for v in param.values)
-            raise ParamError(name, f"{raw!r} is not one of {allowed}")
+            raise ParamError(name, f"{shown(raw)} is not one of {allowed}")
         value = matches[0]
     if param.pattern_re is not None and not param.pattern_re.fullmatch(str(value)):
-        raise ParamError(name, f"{str(value)!r} does not match pattern {param.pattern}")
+        raise ParamError(name, f"{shown(str(value))} does not match pattern {param.pattern}")
     if not isinstance(value, int | float) or isinstance(value, bool):
         return value
     if param.minimum is not None and value < param.minimum:
-        raise ParamError(name, f"{value} is below the minimum {param.minimum:g}")
+        raise ParamError(name, f"{shown(value)} is below the minimum {param.minimum:g}")
     if param.maximum is not None and value > param.maximum:
-        raise ParamError(name, f"{value} is above the maximum {param.maximum:g}")
+        raise ParamError(name, f"{shown(value)} is above the maximum {param.maximum:g}")
     return value
 
 

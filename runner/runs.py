@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,11 @@ from typing import Any
 from runner.alerts import Alert
 from runner.authority import Decision, decide, environment_label
 from runner.catalog import Catalog
-from runner.errors import RunbookError
+from runner.errors import RunbookError, StoreError, UsageError
 from runner.executor import Plan, execute
 from runner.gitrev import revision
 from runner.models import Runbook, Verdict
-from runner.params import REDACTED, redact, resolve_params
+from runner.params import redact, redact_alert, resolve_params
 from runner.records import RunRecord, RunStatus, StepRecord, TimelineEntry, Trigger
 from runner.store import Store
 
@@ -50,7 +50,6 @@ class Prepared:
     record: RunRecord
     decision: Decision
     plan: Plan | None
-    secrets: tuple[str, ...] = ()
 
 
 def _environment(runbook: Runbook, catalog: Catalog, request: Request) -> str | None:
@@ -60,15 +59,25 @@ def _environment(runbook: Runbook, catalog: Catalog, request: Request) -> str | 
         return request.alert.labels.get(environment_label(runbook, catalog.policy))
     if len(runbook.authority.environments) == 1:
         return runbook.authority.environments[0]
-    raise RunbookError(f"runbook {runbook.name} acts in {', '.join(runbook.authority.environments)}: "
-                       "say which environment (--env)")
+    raise UsageError(f"runbook {runbook.name} acts in {', '.join(runbook.authority.environments)}: "
+                     "say which environment (--env)")
+
+
+def _recorded_trigger(runbook: Runbook, request: Request) -> Trigger:
+    """The trigger as recorded: the alert's values that feed secret params are redacted."""
+    trigger = request.trigger
+    if trigger.alert is None or request.alert is None:
+        return trigger
+    labels, annotations = redact_alert(runbook, request.alert)
+    return replace(trigger, alert={**trigger.alert, "labels": labels, "annotations": annotations})
 
 
 def prepare(catalog: Catalog, request: Request) -> Prepared:
     """Check params (ParamError names the param and the rule), resolve hosts, decide authority."""
     runbook = catalog.runbooks.get(request.runbook)
     if runbook is None:
-        raise RunbookError(f"no runbook named {request.runbook!r}")
+        have = ", ".join(sorted(catalog.runbooks))
+        raise UsageError(f"no runbook named {request.runbook!r} (have: {have})")
     assert catalog.policy is not None
     params = resolve_params(runbook, request.alert, request.params)
     env = _environment(runbook, catalog, request)
@@ -78,7 +87,7 @@ def prepare(catalog: Catalog, request: Request) -> Prepared:
     status = _STATUS_OF[decision.verdict]
     run_id = uuid.uuid4().hex
     record = RunRecord(
-        id=run_id, runbook=runbook.name, status=status, trigger=request.trigger,
+        id=run_id, runbook=runbook.name, status=status, trigger=_recorded_trigger(runbook, request),
         revision=revision(catalog.root), params=redact(runbook, params), hosts=list(decision.hosts),
         verdict=decision.verdict.value, reason=decision.reason, dry_run=request.dry_run,
         environment=decision.environment, created_at=now,
@@ -87,18 +96,10 @@ def prepare(catalog: Catalog, request: Request) -> Prepared:
     )
     plan = None
     if decision.verdict is Verdict.ALLOWED:
+        secrets = tuple(str(v) for k, v in params.items() if runbook.params[k].secret and str(v))
         plan = Plan(runbook, params, decision.hosts, catalog.root, catalog.inventory,
-                    dry_run=request.dry_run, run_id=run_id)
-    secrets = tuple(str(v) for k, v in params.items() if runbook.params[k].secret and str(v))
-    return Prepared(record, decision, plan, secrets)
-
-
-def _scrub(step: StepRecord, secrets: tuple[str, ...]) -> StepRecord:
-    for secret in secrets:
-        step.stdout = step.stdout.replace(secret, REDACTED)
-        step.stderr = step.stderr.replace(secret, REDACTED)
-        step.message = step.message.replace(secret, REDACTED)
-    return step
+                    dry_run=request.dry_run, run_id=run_id, secrets=secrets)
+    return Prepared(record, decision, plan)
 
 
 def carry_out(
@@ -115,9 +116,15 @@ def carry_out(
     if plan is None:
         raise RunbookError(f"run {run_id} is {prepared.record.status.value}, not allowed to execute")
     store.set_status(run_id, RunStatus.RUNNING, detail="dry run (check mode)" if plan.dry_run else "")
+    unsaved: dict[tuple[int, str], StepRecord] = {}
 
     def step_seen(step: StepRecord) -> None:
-        store.save_step(run_id, _scrub(step, prepared.secrets))
+        # Recording must never stop a run half way: a step that cannot be saved now is saved at the end.
+        try:
+            store.save_step(run_id, step)
+            unsaved.pop((step.index, step.host), None)
+        except StoreError:
+            unsaved[(step.index, step.host)] = step
         if on_step is not None:
             on_step(step)
 
@@ -126,12 +133,12 @@ def carry_out(
     except Exception as e:
         store.set_status(run_id, RunStatus.FAILED, detail=f"executor error: {type(e).__name__}: {e}")
         raise
-    for step in outcome.steps:
-        store.save_step(run_id, _scrub(step, prepared.secrets))
-    message = outcome.message
-    for secret in prepared.secrets:
-        message = message.replace(secret, REDACTED)
-    store.set_status(run_id, outcome.status, detail=message)
+    except BaseException as e:  # Ctrl-C, SystemExit: the run did not finish, and must not look running
+        store.set_status(run_id, RunStatus.INTERRUPTED, detail=f"interrupted: {type(e).__name__}")
+        raise
+    for step in unsaved.values():
+        store.save_step(run_id, step)
+    store.set_status(run_id, outcome.status, detail=outcome.message)
     final = store.get_run(run_id)
     assert final is not None
     return final

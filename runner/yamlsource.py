@@ -8,7 +8,6 @@ remembers the line of each of its children so later stages can say
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,14 +184,3 @@ def read(file: Path) -> Document:
     except (OSError, UnicodeDecodeError) as e:
         raise YamlError(file, 1, f"cannot read file: {e}") from e
     return parse(text, file)
-
-
-def walk(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
-    """Yield every (path, value) below *data*, depth first."""
-    yield path, data
-    if isinstance(data, dict):
-        for k, v in data.items():
-            yield from walk(v, (*path, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            yield from walk(v, (*path, i))

@@ -120,7 +120,7 @@ def test_failed_and_rejected_runs_exit_1_and_filters_find_them(cli, tmp_path: Pa
 )
 def test_bad_params_are_refused_before_anything_runs(cli, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
     proc = cli("run", "disk-full-cleanup", *args)
-    assert proc.returncode in (1, 2)
+    assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads(cli("runs", "-o", "json").stdout) == []  # nothing was recorded

@@ -15,7 +15,7 @@ import click
 
 from runner.catalog import Catalog, load_catalog
 from runner.config import Settings
-from runner.errors import RunbookError
+from runner.errors import RunbookError, UsageError
 
 
 class Group(click.Group):
@@ -24,6 +24,8 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as e:
+            fail(str(e), 2)
         except RunbookError as e:
             fail(str(e))
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):

@@ -15,7 +15,7 @@ from runner.codeowners import codeowners_lines, repo_root, splice
 from runner.durations import format_duration, parse_time
 from runner.errors import AlertFormatError, YamlError
 from runner.models import Runbook
-from runner.params import redact
+from runner.params import redact, redact_alert
 from runner.problems import Problem, display_path
 from runner.routing import Route, Router
 from runner.testing import run_tests
@@ -150,10 +150,15 @@ def _read_alert_file(file: Path) -> object:
         return read(file).data
 
 
+def _shown_labels(r: Route) -> dict[str, str]:
+    """The alert's labels, with those feeding secret params of the matched runbook redacted."""
+    return redact_alert(r.match.runbook, r.alert)[0] if r.match else r.alert.labels
+
+
 def _route_dict(r: Route) -> dict[str, object]:
     d = r.decision
     return {
-        "alert": {"labels": r.alert.labels, "status": r.alert.status},
+        "alert": {"labels": _shown_labels(r), "status": r.alert.status},
         "runbook": r.runbook.name if r.runbook else None,
         "owner": r.owner,
         "selector": str(r.match.selector) if r.match else None,
@@ -199,7 +204,7 @@ def route(alert_file: Path, at_time: str | None, output: str) -> None:
         emit_json([_route_dict(r) for r in routes])
         return
     for i, r in enumerate(routes, 1):
-        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(r.alert.labels.items()))
+        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(_shown_labels(r).items()))
         click.echo(f"alert {i} ({r.alert.status}): {{{labels}}}")
         if r.match is None:
             click.echo(f"  no runbook: owner {r.owner}")

@@ -15,9 +15,10 @@ import click
 
 from runner.alerts import Alert, alerts_from_document
 from runner.cli import emit_json, fail, main, open_catalog, output_option, settings
+from runner.durations import PATTERN as DURATION_PATTERN
 from runner.durations import parse_duration, parse_time
 from runner.errors import AlertFormatError, ParamError, YamlError
-from runner.records import RunRecord, StepRecord, Trigger
+from runner.records import RunRecord, RunStatus, StepRecord, Trigger
 from runner.runs import Request, carry_out, prepare
 from runner.store import Store
 from runner.yamlsource import read
@@ -141,8 +142,11 @@ def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, enviro
             kind = "verify" if i > len(runbook.steps) else "step"
             click.echo(f"  {kind} {i}: {step.name}")
         click.echo(f"  verdict: {verdict.verdict.value}: {verdict.reason}")
-    if prepared.plan is not None and not yes and sys.stdin.isatty() and text:
-        click.confirm("Run it?", abort=True)
+    if prepared.plan is not None and not yes and sys.stdin.isatty():
+        if not text:  # JSON goes to stdout: show what would run where the question is asked
+            click.echo(f"{runbook.name} on {', '.join(prepared.decision.hosts)} "
+                       f"({prepared.decision.environment})" + (" [dry run]" if dry_run else ""), err=True)
+        click.confirm("Run it?", abort=True, err=True)
     with open_store() as store:
         store.create_run(prepared.record)
         if prepared.plan is None:
@@ -175,17 +179,18 @@ def _trigger(actor: str, alert: Alert | None) -> Trigger:
 def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
-    if re.fullmatch(r"([0-9]+[smhd])+", text):
-        return datetime.now(UTC) - parse_duration(text)
     try:
+        if re.fullmatch(DURATION_PATTERN, text):
+            return datetime.now(UTC) - parse_duration(text)
         return parse_time(text)
-    except ValueError:
-        fail(f"--since {text!r} is neither a duration like 1h nor an RFC 3339 time", 2)
+    except ValueError as e:
+        fail(f"--since: {e}; give a duration like 1h or an RFC 3339 time", 2)
 
 
 @main.group(invoke_without_command=True)
 @click.option("--runbook", "runbook_name", help="Only runs of this runbook.")
-@click.option("--status", help="Only runs in this status (succeeded, failed, ...).")
+@click.option("--status", type=click.Choice([s.value for s in RunStatus]),
+              help="Only runs in this status.")
 @click.option("--since", help="Only runs created since: a duration (1h, 2d) or an RFC 3339 time.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @output_option

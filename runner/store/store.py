@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -15,17 +16,29 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from runner.errors import StoreError
+from runner.intake.batch import Batch
 from runner.records import RunRecord, RunStatus, StepRecord, TimelineEntry
 from runner.store import migrate
 from runner.store.engine import WRITE_OPTION, create_engine, parse_url, safe_url, scrub
 from runner.store.rows import run_record, run_row, step_row, timeline_row
-from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
+from runner.store.tables import UTCDateTime, alerts, run_steps, run_timeline, runs
 
+DEDUP_WINDOW = timedelta(hours=6)  # longer than Alertmanager's default repeat_interval (4h)
 MIN_PREFIX = 6  # characters of a run id that may stand for the whole id, as with git short SHAs
 _SHOWN_MATCHES = 5  # ids named in an "ambiguous prefix" error
 
 _STEP_KEY = ("run_id", "idx", "host")
 _STATUS_VALUES = [status.value for status in RunStatus]
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert as the store accepted it: its id, and the first receipt it repeats, if any."""
+
+    id: int
+    fingerprint: str
+    status: str
+    repeat_of: int | None
 
 
 class Store:
@@ -151,6 +164,51 @@ class Store:
             if limit is not None:
                 query = query.limit(limit)
             return [run_record(row) for row in connection.execute(query).mappings()]
+
+    def record_alerts(
+        self, batch: Batch, *, received_at: datetime | None = None, window: timedelta = DEDUP_WINDOW
+    ) -> list[StoredAlert]:
+        """Store every alert of *batch* durably, in one transaction, marking repeats.
+
+        An alert repeats an earlier one when the last receipt of the same fingerprint had the
+        same status and came within *window*: the sender re-notifying, not a new problem.
+        """
+        at = received_at or datetime.now(UTC)
+        envelope = {k: v for k, v in batch.raw.items() if k != "alerts"}
+        listed = batch.raw.get("alerts")
+        raw_alerts: list[Any] = listed if isinstance(listed, list) else [batch.raw]
+        stored = []
+        with self._write(f"cannot store {len(batch.alerts)} alert(s) from {batch.source}") as connection:
+            for i, alert in enumerate(batch.alerts):
+                fingerprint = alert.fingerprint or ""
+                if connection.dialect.name == "postgresql":  # serialise receipts of one fingerprint
+                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(fingerprint))))
+                previous = connection.execute(
+                    sa.select(alerts.c.id, alerts.c.status, alerts.c.received_at, alerts.c.repeat_of)
+                    .where(alerts.c.fingerprint == fingerprint).order_by(alerts.c.id.desc()).limit(1)
+                ).mappings().first()
+                repeat_of = None
+                if previous and previous["status"] == alert.status and at - previous["received_at"] <= window:
+                    repeat_of = previous["repeat_of"] or previous["id"]
+                raw = {"envelope": envelope, "alert": raw_alerts[i] if i < len(raw_alerts) else None}
+                new_id = connection.execute(sa.insert(alerts).values(
+                    received_at=at, source=batch.source, fingerprint=fingerprint, status=alert.status,
+                    group_key=alert.group_key or batch.group_key, alertname=alert.alertname,
+                    labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
+                    ends_at=alert.ends_at, generator_url=alert.generator_url, repeat_of=repeat_of, raw=raw,
+                ).returning(alerts.c.id)).scalar_one()
+                stored.append(StoredAlert(int(new_id), fingerprint, alert.status, repeat_of))
+        return stored
+
+    def count_alerts(self, *, fingerprint: str | None = None, repeats: bool | None = None) -> int:
+        """How many alerts are stored (of one fingerprint; only repeats, or only first receipts)."""
+        query = sa.select(sa.func.count()).select_from(alerts)
+        if fingerprint is not None:
+            query = query.where(alerts.c.fingerprint == fingerprint)
+        if repeats is not None:
+            query = query.where(alerts.c.repeat_of.is_not(None) if repeats else alerts.c.repeat_of.is_(None))
+        with self._read("cannot count alerts") as connection:
+            return int(connection.execute(query).scalar_one())
 
     def _find(self, connection: sa.Connection, run_id: str) -> sa.RowMapping | None:
         """The runs row with this id, or else the only one it is a long enough prefix of."""

@@ -97,3 +97,24 @@ run_timeline = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Index("ix_run_timeline_run_id_id", "run_id", "id"),
 )
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("group_key", sa.Text, nullable=True),
+    sa.Column("alertname", sa.Text, nullable=False),
+    sa.Column("labels", json_type(), nullable=False),
+    sa.Column("annotations", json_type(), nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=True),
+    sa.Column("ends_at", UTCDateTime, nullable=True),
+    sa.Column("generator_url", sa.Text, nullable=True),
+    sa.Column("repeat_of", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=True),
+    sa.Column("raw", json_type(), nullable=False),
+    sa.Index("ix_alerts_fingerprint_id", "fingerprint", "id"),
+    sa.Index("ix_alerts_received_at", "received_at"),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -10,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from runner.alerts import Alert
 from runner.catalog import load_catalog
 from runner.errors import ParamError, RunbookError
+from runner.params import REDACTED
 from runner.records import RunRecord, RunStatus, StepStatus, Trigger
-from runner.runs import REDACTED, Request, carry_out, prepare, submit
+from runner.runs import Request, carry_out, prepare, submit
 from runner.store import Store
 from tests.conftest import CATALOG, old_logs, runbook_yaml
 
@@ -190,33 +193,37 @@ def test_runs_outside_authority_are_recorded_and_never_executed(
     assert [e.event for e in stored.timeline] == ["created", status.value]
 
 
+@pytest.mark.parametrize("secret", ["s3cr3t-value", 'p\u00e4ssw\u00f6rd"x'])
 def test_secret_params_are_redacted_in_the_record_and_scrubbed_from_output(
-    make_catalog,
-    sqlite_store_url: str,  # type: ignore[no-untyped-def]
+    make_catalog,  # type: ignore[no-untyped-def]
+    sqlite_store_url: str,
+    secret: str,
 ) -> None:
     text = (
         runbook_yaml("with-secret", match="  - alertname: Test")
-        .replace("params:\n", "params:\n  token: {type: string, secret: true}\n")
+        .replace("params:\n", "params:\n  token: {from: labels.token, type: string, secret: true}\n")
         .replace(
             "steps:\n  - name: ping\n    task: {ansible.builtin.ping: {}}\n",
             "steps:\n  - name: echo\n"
-            '    task: {ansible.builtin.command: {argv: [echo, "token={{ token }}"]}}\n',
+            '    task: {ansible.builtin.command: {argv: [echo, "token={{ token }}"]}}\n'
+            "  - name: keep it as a fact (its output is JSON, where the value is escaped)\n"
+            '    task: {ansible.builtin.set_fact: {leaked: "{{ token }}"}}\n',
         )
     )
     root = make_catalog({"s.yaml": text})
+    alert = Alert({"alertname": "Test", "env": "prod", "instance": "web-1", "token": secret})
+    trigger = Trigger("alert", "alertmanager", {"labels": alert.labels, "annotations": {}})
     with Store(sqlite_store_url) as store:
-        prepared = submit(
-            store,
-            load_catalog(root),
-            Request(
-                "with-secret", OPERATOR, environment="prod", params={"host": "web-1", "token": "s3cr3t-value"}
-            ),
-        )
+        prepared = submit(store, load_catalog(root), Request("with-secret", trigger, alert=alert))
         final = carry_out(store, prepared)
     assert final.status is RunStatus.SUCCEEDED
     assert final.params["token"] == REDACTED
+    assert final.trigger.alert is not None and final.trigger.alert["labels"]["token"] == REDACTED
     assert final.steps[0].stdout.strip() == f"token={REDACTED}"
-    assert "s3cr3t-value" not in repr(final)
+    assert REDACTED in final.steps[1].stdout
+    escaped = json.dumps(secret)[1:-1]
+    for leak in (secret, escaped, "s3cr3t", "p\\u00e4ssw"):
+        assert leak not in repr(final), leak
 
 
 def test_dry_run_is_recorded_as_such_and_changes_nothing(sqlite_store_url: str, tmp_path: Path) -> None:
