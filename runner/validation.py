@@ -35,6 +35,31 @@ from runner.yamlsource import Document, Path_, read
 # Modules that run a command line: param text in them could become code.
 COMMAND_MODULES = {f"ansible.builtin.{m}" for m in ("command", "shell", "raw", "script", "expect")}
 INTERPRETERS = {"sh", "bash", "dash", "zsh", "ksh", "fish", "env", "xargs", "node", "php", "osascript"}
+CODE_FLAGS = {"-c", "-e", "-E", "--command", "--eval", "-r", "-p"}
+
+
+def _templated(value: object) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _code_is_templated(argv: list[object]) -> bool:
+    """Whether the code an interpreter runs (after -c, or its script/program) comes from a template.
+
+    Templated items after the code are plain arguments (``sys.argv``, ``$1``): allowed.
+    """
+    program = str(argv[0]).rsplit("/", 1)[-1]
+    if program not in INTERPRETERS and not program.startswith(("python", "perl", "ruby")):
+        return False
+    items = argv[1:]
+    for i, item in enumerate(items):
+        if item in CODE_FLAGS:
+            return i + 1 < len(items) and _templated(items[i + 1])
+        if isinstance(item, str) and (item.startswith("-") or (program == "env" and "=" in item)):
+            continue
+        return _templated(item)  # the script or program to run
+    return False
+
+
 # Extra vars outrank every other variable: a param with one of these names would take it over.
 RESERVED_NAMES = ANSIBLE_NAMES | {"vars", "role_name", "role_names", "inventory_file", "playbook_dir"}
 
@@ -295,12 +320,10 @@ class _RunbookChecker:
                 if isinstance(args.get(key), str) and "{{" in args[key]:
                     self.cat.problems.append(at(doc, (*where, key), bad))
             argv = args.get("argv")
-            if isinstance(argv, list) and argv and isinstance(argv[0], str):
+            if isinstance(argv, list) and argv and isinstance(argv[0], str) and _code_is_templated(argv):
                 program = argv[0].rsplit("/", 1)[-1]
-                interpreted = program in INTERPRETERS or program.startswith(("python", "perl", "ruby"))
-                if interpreted and any(isinstance(a, str) and "{{" in a for a in argv[1:]):
-                    self.cat.problems.append(at(doc, (*where, "argv"), f"argv runs the interpreter "
-                                                f"'{program}' on templated text: a param would become code"))
+                self.cat.problems.append(at(doc, (*where, "argv"), f"argv runs the interpreter "
+                                            f"'{program}' on templated text: a param would become code"))
 
     def _templates(self, args: object, where: Path_, known: set[str]) -> None:
         for path, text in strings(args, where):
