@@ -15,13 +15,22 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from typing import Protocol
+
+from runner.errors import RunbookError
 
 TIMESTAMP_HEADER = "X-Runbook-Timestamp"
 SIGNATURE_HEADER = "X-Runbook-Signature"
 REPLAY_WINDOW = 300  # seconds
 
 
-class AuthError(Exception):
+class Headers(Protocol):
+    """Request headers: a case-insensitive lookup, as Flask's are."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+class AuthError(RunbookError):
     """The request is not authenticated; the message says why (never echoing a secret)."""
 
 
@@ -38,20 +47,20 @@ class WebhookAuth:
         """True when at least one credential is set."""
         return bool(self.token or self.secret)
 
-    def check(self, headers: dict[str, str], body: bytes, now: float | None = None) -> str:
+    def check(self, headers: Headers, body: bytes, now: float | None = None) -> str:
         """Return how the request authenticated ('token', 'signature' or 'insecure'), or raise AuthError."""
         if not self.configured:
             if self.insecure:
                 return "insecure"
             raise AuthError("intake has no credentials configured")
-        bearer = headers.get("Authorization", "")
+        bearer = headers.get("Authorization") or ""
         if self.token and bearer:
             scheme, _, given = bearer.partition(" ")
             if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), self.token.encode()):
                 return "token"
-            if not self.secret or SIGNATURE_HEADER not in headers:
+            if not self.secret or headers.get(SIGNATURE_HEADER) is None:
                 raise AuthError("invalid bearer token")
-        if self.secret and SIGNATURE_HEADER in headers:
+        if self.secret and headers.get(SIGNATURE_HEADER) is not None:
             verify_signature(self.secret, headers, body, now)
             return "signature"
         wanted = " or ".join(w for w, on in (("a bearer token", self.token),
@@ -66,15 +75,15 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, st
     return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: f"sha256={mac}"}
 
 
-def verify_signature(secret: str, headers: dict[str, str], body: bytes, now: float | None = None) -> None:
+def verify_signature(secret: str, headers: Headers, body: bytes, now: float | None = None) -> None:
     """Raise AuthError unless the signature is valid and fresh."""
-    ts = headers.get(TIMESTAMP_HEADER, "")
-    if not ts.isdigit():
+    ts = headers.get(TIMESTAMP_HEADER) or ""
+    if not ts.isdigit() or len(ts) > 12:
         raise AuthError(f"missing or malformed {TIMESTAMP_HEADER}")
     age = (time.time() if now is None else now) - int(ts)
     if abs(age) > REPLAY_WINDOW:
         raise AuthError(f"signature timestamp outside the {REPLAY_WINDOW} s replay window")
-    given = headers.get(SIGNATURE_HEADER, "")
+    given = headers.get(SIGNATURE_HEADER) or ""
     expected = sign(secret, body, int(ts))[SIGNATURE_HEADER]
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise AuthError("invalid signature")

@@ -1,0 +1,84 @@
+"""Alert intake: ``POST /api/v1/alerts/alertmanager``, ``/grafana`` and ``/api/v1/alerts``.
+
+Order matters: content type, size (Flask's MAX_CONTENT_LENGTH), authentication, JSON, the
+source's format, then the alerts are committed to the store, and only then the 2xx. A store
+that cannot commit answers 503, which Alertmanager and Grafana retry; a malformed payload
+answers 400, which they do not (retrying would not make it valid).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import BadRequest, Unauthorized, UnsupportedMediaType
+
+from runner.errors import AlertFormatError, StoreError
+from runner.intake import parse
+from runner.web import app_config
+from runner.web.auth import AuthError
+
+blueprint = Blueprint("intake", __name__)
+log = logging.getLogger("runner.web.intake")
+ROUTES = {"alertmanager": "/api/v1/alerts/alertmanager", "grafana": "/api/v1/alerts/grafana",
+          "generic": "/api/v1/alerts"}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _decode(body: bytes) -> object:
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = str(e) if isinstance(e, ValueError) else "nested too deeply"
+        raise BadRequest(f"body is not valid JSON: {reason}") from None
+
+
+def receive(source: str) -> ResponseReturnValue:
+    """Authenticate, parse and durably store one webhook request from *source*."""
+    config = app_config()
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(f"send Content-Type: application/json, not {request.mimetype or 'none'}")
+    body = request.get_data(cache=False)
+    try:
+        config.auth.check(request.headers, body)
+    except AuthError as e:
+        error = Unauthorized(str(e), www_authenticate=None)
+        raise error from None
+    try:
+        batch = parse(source, _decode(body))
+    except AlertFormatError as e:
+        raise BadRequest(str(e)) from None
+    try:
+        stored = config.store.record_alerts(batch)
+    except StoreError as e:
+        log.error("alerts not stored, answering 503: %s", e)
+        response = jsonify(error="the alert store is unavailable; retry later", status=503)
+        response.headers["Retry-After"] = "5"
+        return response, 503
+    repeats = sum(1 for s in stored if s.repeat_of is not None)
+    return jsonify(
+        accepted=len(stored),
+        repeats=repeats,
+        truncated=batch.truncated,
+        alerts=[{"id": s.id, "fingerprint": s.fingerprint, "status": s.status, "repeat_of": s.repeat_of}
+                for s in stored],
+    ), 202
+
+
+def _endpoint(source: str) -> Any:
+    def view() -> ResponseReturnValue:
+        return receive(source)
+
+    view.__name__ = f"receive_{source}"
+    return view
+
+
+for _source, _path in ROUTES.items():
+    # Grafana's contact point can be set to PUT; Alertmanager always POSTs.
+    blueprint.add_url_rule(_path, view_func=_endpoint(_source), methods=["POST", "PUT"])
