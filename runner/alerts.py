@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from runner.errors import AlertFormatError
@@ -94,3 +95,10 @@ def alerts_from_document(data: Any) -> list[Alert]:
     if isinstance(data, list):
         return [alert_from_dict(a) for a in data]
     return [alert_from_dict(data)]
+
+
+def read_alerts(file: Path) -> list[Alert]:
+    """The alerts of a JSON or YAML file (JSON is YAML); AlertFormatError or YamlError if unreadable."""
+    from runner.yamlsource import read  # yamlsource raises YamlError for unreadable files too
+
+    return alerts_from_document(read(file).data)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+from runner.catalog import Catalog
 from runner.inventory import Inventory
 from runner.models import ApprovalMode, Policy, Runbook, Verdict, WorkingHours
 
@@ -46,6 +47,14 @@ def resolve_hosts(runbook: Runbook, params: dict[str, object], inventory: Invent
     assert runbook.targets.hosts_from is not None
     value = params.get(runbook.targets.hosts_from)
     return inventory.resolve(str(value)) if value is not None else []
+
+
+def decide_in(catalog: Catalog, runbook: Runbook, params: dict[str, object], environment: str | None,
+              now: datetime) -> Decision:
+    """:func:`decide` with the catalog's policy, inventory and the modules the runbook uses."""
+    assert catalog.policy is not None
+    return decide(runbook, params, environment, catalog.policy, catalog.inventory,
+                  catalog.modules.get(runbook.name, frozenset()), now)
 
 
 def decide(

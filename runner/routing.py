@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.alerts import Alert
-from runner.authority import Decision, decide, environment_label
+from runner.authority import Decision, decide_in, environment_label
 from runner.catalog import Catalog
 from runner.errors import ParamError
 from runner.models import Runbook, Selector, Verdict
@@ -98,13 +98,5 @@ class Router:
             route.decision = Decision(Verdict.REJECTED, str(e))
             return route
         env = alert.labels.get(environment_label(runbook, policy))
-        route.decision = decide(
-            runbook,
-            route.params,
-            env,
-            policy,
-            self.catalog.inventory,
-            self.catalog.modules.get(runbook.name, frozenset()),
-            now or datetime.now(UTC),
-        )
+        route.decision = decide_in(self.catalog, runbook, route.params, env, now or datetime.now(UTC))
         return route

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.alerts import Alert
-from runner.authority import Decision, decide, environment_label
+from runner.authority import Decision, decide_in, environment_label
 from runner.catalog import Catalog
 from runner.errors import RunbookError, StoreError, UsageError
 from runner.executor import Plan, execute
@@ -82,8 +82,7 @@ def prepare(catalog: Catalog, request: Request) -> Prepared:
     params = resolve_params(runbook, request.alert, request.params)
     env = _environment(runbook, catalog, request)
     now = request.now or datetime.now(UTC)
-    decision = decide(runbook, params, env, catalog.policy, catalog.inventory,
-                      catalog.modules.get(runbook.name, frozenset()), now)
+    decision = decide_in(catalog, runbook, params, env, now)
     status = _STATUS_OF[decision.verdict]
     run_id = uuid.uuid4().hex
     record = RunRecord(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -58,6 +59,13 @@ def open_catalog(path: Path, strict: bool = True) -> Catalog:
             "run `runbook validate` and fix them first"
         )
     return catalog
+
+
+def print_table(rows: Sequence[Sequence[str]], indent: str = "") -> None:
+    """Rows (the first one the header) in columns padded to their widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def settings() -> Settings:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from runner.alerts import alerts_from_document
+from runner.alerts import read_alerts
 from runner.catalog import Catalog, load_catalog
-from runner.cli import emit_json, fail, main, open_catalog, output_option, settings
+from runner.cli import emit_json, fail, main, open_catalog, output_option, print_table, settings
 from runner.codeowners import codeowners_lines, repo_root, splice
 from runner.durations import format_duration, parse_time
 from runner.errors import AlertFormatError, YamlError
@@ -19,7 +18,6 @@ from runner.params import redact, redact_alert
 from runner.problems import Problem, display_path
 from runner.routing import Route, Router
 from runner.testing import run_tests
-from runner.yamlsource import read
 
 paths_argument = click.argument(
     "paths",
@@ -142,14 +140,6 @@ def test_cmd(paths: tuple[Path, ...], output: str) -> None:
         raise SystemExit(1)
 
 
-def _read_alert_file(file: Path) -> object:
-    text = file.read_text(encoding="utf-8")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return read(file).data
-
-
 def _shown_labels(r: Route) -> dict[str, str]:
     """The alert's labels, with those feeding secret params of the matched runbook redacted."""
     return redact_alert(r.match.runbook, r.alert)[0] if r.match else r.alert.labels
@@ -189,8 +179,8 @@ def route(alert_file: Path, at_time: str | None, output: str) -> None:
       runbook route --alert alert.yaml --at 2026-03-03T03:00:00Z --output json
     """
     try:
-        alerts = alerts_from_document(_read_alert_file(alert_file))
-    except (AlertFormatError, YamlError, UnicodeDecodeError) as e:
+        alerts = read_alerts(alert_file)
+    except (AlertFormatError, YamlError) as e:
         fail(f"{alert_file}: {e}", 2)
     now = datetime.now(UTC)
     if at_time:
@@ -257,10 +247,7 @@ def list_cmd(output: str) -> None:
         keys = ("name", "owner", "severity", "alertnames", "authority")
         emit_json([dict(zip(keys, row, strict=True)) for row in rows])
         return
-    header = ("NAME", "OWNER", "SEVERITY", "ALERTNAMES", "AUTHORITY")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
-    for row in [header, *rows]:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    print_table([("NAME", "OWNER", "SEVERITY", "ALERTNAMES", "AUTHORITY"), *rows])
 
 
 @main.command()

@@ -13,15 +13,14 @@ from typing import Any
 
 import click
 
-from runner.alerts import Alert, alerts_from_document
-from runner.cli import emit_json, fail, main, open_catalog, output_option, settings
+from runner.alerts import Alert, read_alerts
+from runner.cli import emit_json, fail, main, open_catalog, output_option, print_table, settings
 from runner.durations import PATTERN as DURATION_PATTERN
 from runner.durations import parse_duration, parse_time
 from runner.errors import AlertFormatError, ParamError, YamlError
 from runner.records import RunRecord, RunStatus, StepRecord, Trigger
 from runner.runs import Request, carry_out, prepare
 from runner.store import Store
-from runner.yamlsource import read
 
 
 def open_store() -> Store:
@@ -41,7 +40,7 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _read_alert(file: Path) -> Alert:
     try:
-        alerts = alerts_from_document(read(file).data)
+        alerts = read_alerts(file)
     except (AlertFormatError, YamlError) as e:
         fail(f"{file}: {e}", 2)
     if len(alerts) != 1:
@@ -82,9 +81,7 @@ def print_record(record: RunRecord, with_output: bool = False) -> None:
         rows += [(f"{s.kind} {s.index + 1}: {s.name}", s.host, s.status.value, "yes" if s.changed else "no",
                   "-" if s.rc is None else str(s.rc), str(s.retries), _fmt_seconds(s.duration))
                  for s in record.steps]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        print_table(rows, indent="  ")
     if with_output:
         for s in record.steps:
             click.echo(f"\n--- {_step_line(s)}")
@@ -216,9 +213,7 @@ def runs(ctx: click.Context, runbook_name: str | None, status: str | None, since
         created = r.created_at.isoformat(timespec="seconds") if r.created_at else "-"
         rows.append((r.id[:12], r.runbook, r.status.value + (" (dry)" if r.dry_run else ""),
                      f"{r.trigger.kind}:{r.trigger.actor}", created, _fmt_seconds(r.duration)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print_table(rows)
 
 
 @runs.command("show")
