@@ -20,6 +20,7 @@ run: install
 	$(BIN)/runbook validate --check-codeowners runbooks/
 	$(BIN)/runbook test runbooks/
 	$(BIN)/runbook list
+	$(BIN)/runbook db upgrade
 	$(BIN)/runbook run disk-full-cleanup --param host=web-1 --param log_dir=/tmp/runbook-runner-demo --env staging --dry-run --yes
 	$(BIN)/runbook runs --limit 5
 
