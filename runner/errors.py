@@ -46,3 +46,15 @@ class StoreError(RunbookError):
 
 class UsageError(RunbookError):
     """The request itself is wrong (unknown runbook, missing option): the CLI exits 2."""
+
+
+class ConflictError(RunbookError):
+    """The run is not in a state that allows the action (approving a finished run): HTTP 409."""
+
+
+class ForbiddenError(RunbookError):
+    """The actor may not do this (not in the owning team, approving their own request): HTTP 403."""
+
+
+class NotFoundError(RunbookError):
+    """No such run or runbook: HTTP 404, exit 2."""

@@ -6,7 +6,7 @@ surfaces (CLI, API). Only ``runner.store`` turns them into SQL rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -32,6 +32,8 @@ class RunStatus(StrEnum):
         """True when nothing more will happen to the run."""
         return self in FINAL_STATUSES
 
+
+PENDING_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL})  # not started yet
 
 FINAL_STATUSES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED,
@@ -66,6 +68,11 @@ class Trigger:
     kind: str  # "manual" | "alert"
     actor: str  # operator name, or the alert's source
     alert: dict[str, Any] | None = None  # labels/annotations/fingerprint of the alert
+
+
+def target_key(hosts: list[str] | tuple[str, ...]) -> str:
+    """The hosts of a run as one key: the same set of hosts gives the same key."""
+    return ",".join(sorted(set(hosts)))
 
 
 @dataclass
@@ -131,6 +138,18 @@ class RunRecord:
     finished_at: datetime | None = None
     steps: list[StepRecord] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    target: str | None = None  # the hosts as one key: limits per target compare it
+    alert_id: int | None = None  # the stored alert that caused the run
+    fingerprint: str | None = None  # that alert's fingerprint
+    claimed_by: str | None = None  # the worker that holds (or held) the run
+    cancel_requested: bool = False
+    attempts: int = 0  # times a worker claimed the run
+    decided_by: str | None = None  # who approved or rejected it
+
+    @property
+    def requester(self) -> str | None:
+        """The operator who asked for the run by hand (None for runs an alert started)."""
+        return self.trigger.actor if self.trigger.kind == "manual" else None
 
     @property
     def duration(self) -> float | None:
@@ -138,3 +157,12 @@ class RunRecord:
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+def record_as_data(record: RunRecord) -> dict[str, Any]:
+    """A run record as JSON-ready data (times stay datetimes: the caller's encoder renders them)."""
+    data = asdict(record)
+    data["duration"] = record.duration
+    for step, raw in zip(record.steps, data["steps"], strict=True):
+        raw["duration"] = step.duration
+    return data

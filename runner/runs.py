@@ -1,33 +1,48 @@
 """Runs: turn a request (manual or from an alert) into a recorded, bounded execution.
 
-``prepare`` decides everything that needs no history (params, hosts,
-authority) and yields the record to store; ``carry_out`` executes an allowed
-run and streams every step into the store.
+``prepare`` decides everything that needs no history (params, hosts, authority) and yields
+the record to store; ``submit`` stores it, the history limits decided in the same
+transaction; ``carry_out`` executes an allowed run under a lease and streams every step
+into the store. Workers (``runner.worker``) do the same for runs they claim.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from runner.alerts import Alert
 from runner.authority import Decision, decide_in, environment_label
 from runner.catalog import Catalog
-from runner.errors import RunbookError, StoreError, UsageError
+from runner.errors import NotFoundError, RunbookError, StoreError, UsageError
 from runner.executor import Plan, execute
-from runner.gitrev import revision
+from runner.gitrev import revision as git_revision
 from runner.models import Runbook, Verdict
 from runner.params import redact, redact_alert, resolve_params
-from runner.records import RunRecord, RunStatus, StepRecord, TimelineEntry, Trigger
+from runner.records import GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry, Trigger, target_key
 from runner.store import Store
+from runner.store.queue import Candidate, Lease, Limits
 
 _STATUS_OF = {Verdict.ALLOWED: RunStatus.QUEUED, Verdict.REJECTED: RunStatus.REJECTED,
               Verdict.AWAITING_APPROVAL: RunStatus.AWAITING_APPROVAL}
+LEASE = timedelta(seconds=15)  # a worker renews every LEASE/3; a run unrenewed this long is abandoned
+
+
+def worker_id(kind: str = "worker") -> str:
+    """A name for this process's worker: ``kind@host:pid:random``, unique across restarts."""
+    return f"{kind}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def new_lease(worker: str) -> Lease:
+    """A lease for *worker* from now."""
+    return Lease(worker, datetime.now(UTC) + LEASE)
 
 
 @dataclass
@@ -50,6 +65,13 @@ class Prepared:
     record: RunRecord
     decision: Decision
     plan: Plan | None
+    params: dict[str, Any] = field(default_factory=dict)  # as resolved, secrets included: never recorded
+
+
+def limits_of(runbook: Runbook) -> Limits:
+    """The history limits of *runbook*."""
+    a = runbook.authority
+    return Limits(max_runs=a.max_runs, concurrency=a.concurrency, cooldown=a.cooldown)
 
 
 def _environment(runbook: Runbook, catalog: Catalog, request: Request) -> str | None:
@@ -72,12 +94,31 @@ def _recorded_trigger(runbook: Runbook, request: Request) -> Trigger:
     return replace(trigger, alert={**trigger.alert, "labels": labels, "annotations": annotations})
 
 
-def prepare(catalog: Catalog, request: Request) -> Prepared:
-    """Check params (ParamError names the param and the rule), resolve hosts, decide authority."""
-    runbook = catalog.runbooks.get(request.runbook)
+def runbook_named(catalog: Catalog, name: str) -> Runbook:
+    """The runbook called *name*, or NotFoundError listing those there are."""
+    runbook = catalog.runbooks.get(name)
     if runbook is None:
         have = ", ".join(sorted(catalog.runbooks))
-        raise UsageError(f"no runbook named {request.runbook!r} (have: {have})")
+        raise NotFoundError(f"no runbook named {name!r} (have: {have})")
+    return runbook
+
+
+def make_plan(catalog: Catalog, runbook: Runbook, params: Mapping[str, Any], hosts: Sequence[str],
+              *, dry_run: bool, run_id: str) -> Plan:
+    """The executor's plan, the values of secret params listed for scrubbing."""
+    secrets = tuple(str(v) for k, v in params.items() if k in runbook.params and runbook.params[k].secret
+                    and str(v))
+    return Plan(runbook, dict(params), tuple(hosts), catalog.root, catalog.inventory, dry_run=dry_run,
+                run_id=run_id, secrets=secrets)
+
+
+def prepare(catalog: Catalog, request: Request, revision: GitRevision | None = None) -> Prepared:
+    """Check params (ParamError names the param and the rule), resolve hosts, decide authority.
+
+    *revision* is the catalog's git revision when the caller knows it (the server reads it
+    once per load); otherwise git is asked.
+    """
+    runbook = runbook_named(catalog, request.runbook)
     assert catalog.policy is not None
     params = resolve_params(runbook, request.alert, request.params)
     env = _environment(runbook, catalog, request)
@@ -87,18 +128,93 @@ def prepare(catalog: Catalog, request: Request) -> Prepared:
     run_id = uuid.uuid4().hex
     record = RunRecord(
         id=run_id, runbook=runbook.name, status=status, trigger=_recorded_trigger(runbook, request),
-        revision=revision(catalog.root), params=redact(runbook, params), hosts=list(decision.hosts),
-        verdict=decision.verdict.value, reason=decision.reason, dry_run=request.dry_run,
-        environment=decision.environment, created_at=now,
+        revision=revision or git_revision(catalog.root), params=redact(runbook, params),
+        hosts=list(decision.hosts), verdict=decision.verdict.value, reason=decision.reason,
+        dry_run=request.dry_run, environment=decision.environment, created_at=now,
         timeline=[TimelineEntry(now, "created", f"by {request.trigger.kind}: {request.trigger.actor}"),
                   TimelineEntry(now, status.value, decision.reason)],
+        target=target_key(decision.hosts) if decision.hosts else None,
+        fingerprint=request.alert.fingerprint if request.alert is not None else None,
     )
     plan = None
     if decision.verdict is Verdict.ALLOWED:
-        secrets = tuple(str(v) for k, v in params.items() if runbook.params[k].secret and str(v))
-        plan = Plan(runbook, params, decision.hosts, catalog.root, catalog.inventory,
-                    dry_run=request.dry_run, run_id=run_id, secrets=secrets)
-    return Prepared(record, decision, plan)
+        plan = make_plan(catalog, runbook, params, decision.hosts, dry_run=request.dry_run, run_id=run_id)
+    return Prepared(record, decision, plan, dict(params))
+
+
+def candidate(catalog: Catalog, prepared: Prepared) -> Candidate:
+    """What the store needs to enqueue *prepared*: its record, its inputs, its runbook's limits."""
+    runbook = catalog.runbooks[prepared.record.runbook]
+    return Candidate(prepared.record, prepared.params, limits_of(runbook))
+
+
+def submit(store: Store, catalog: Catalog, request: Request, *, lease: Lease | None = None) -> Prepared:
+    """Prepare and store a run (queued, rejected or awaiting approval), history limits included.
+
+    With *lease* an allowed run is stored already running, held by the caller, who executes it
+    next with :func:`carry_out`.
+    """
+    prepared = prepare(catalog, request)
+    stored = store.enqueue(candidate(catalog, prepared), lease=lease)
+    if stored.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return replace(prepared, record=stored, plan=None)
+    return replace(prepared, record=stored)
+
+
+class Heartbeat:
+    """Renews a lease while runs execute; sets a run's cancel event when asked to stop it.
+
+    A run the store no longer shows as held by this worker (recovered by another after a
+    long stall) is stopped too: two workers must never execute one run.
+    """
+
+    def __init__(self, store: Store, lease: Lease, interval: float | None = None) -> None:
+        self.store = store
+        self.lease = lease
+        self.interval = interval if interval is not None else LEASE.total_seconds() / 3
+        self._runs: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lease-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        """Start renewing."""
+        self._thread.start()
+        return self
+
+    def hold(self, run_id: str, cancel: threading.Event) -> None:
+        """Renew the lease on *run_id*; set *cancel* when the run must stop."""
+        with self._lock:
+            self._runs[run_id] = cancel
+
+    def release(self, run_id: str) -> None:
+        """Stop renewing *run_id* (it ended)."""
+        with self._lock:
+            self._runs.pop(run_id, None)
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def beat(self) -> None:
+        """Renew once, now."""
+        with self._lock:
+            held = dict(self._runs)
+        if not held:
+            return
+        self.lease = new_lease(self.lease.worker)
+        try:
+            state = self.store.renew(self.lease, held)
+        except StoreError:
+            return  # the store is away: try again next beat; the lease outlives a few misses
+        for run_id, event in held.items():
+            if state.get(run_id, True):  # a cancel request, or no longer ours
+                event.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
 
 
 def carry_out(
@@ -107,14 +223,39 @@ def carry_out(
     *,
     on_step: Callable[[StepRecord], None] | None = None,
     cancel: threading.Event | None = None,
+    shutdown: threading.Event | None = None,
     work_dir: Path | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> RunRecord:
-    """Execute an allowed, stored run and record every step and the outcome."""
+    """Execute an allowed, stored run under a lease; record every step and the outcome.
+
+    A run still queued is claimed first (compare-and-set: if a worker took it, RunbookError).
+    When *shutdown* is set as well as *cancel*, the run ends ``interrupted``, not ``canceled``.
+    """
     plan = prepared.plan
     run_id = prepared.record.id
     if plan is None:
         raise RunbookError(f"run {run_id} is {prepared.record.status.value}, not allowed to execute")
-    store.set_status(run_id, RunStatus.RUNNING, detail="dry run (check mode)" if plan.dry_run else "")
+    own = heartbeat is None
+    beat = heartbeat or Heartbeat(store, new_lease(worker_id("cli"))).start()
+    if prepared.record.status is RunStatus.QUEUED and store.claim(beat.lease, run_id=run_id) is None:
+        if own:
+            beat.stop()
+        raise RunbookError(f"run {run_id} was taken by another worker")
+    stop = cancel or threading.Event()
+    beat.hold(run_id, stop)
+    try:
+        return _execute(store, plan, run_id, on_step, stop, shutdown, work_dir)
+    finally:
+        beat.release(run_id)
+        if own:
+            beat.stop()
+
+
+def _execute(store: Store, plan: Plan, run_id: str, on_step: Callable[[StepRecord], None] | None,
+             cancel: threading.Event, shutdown: threading.Event | None, work_dir: Path | None) -> RunRecord:
+    if plan.dry_run:
+        store.add_timeline(run_id, "dry_run", "check mode: nothing is changed")
     unsaved: dict[tuple[int, str], StepRecord] = {}
 
     def step_seen(step: StepRecord) -> None:
@@ -137,15 +278,28 @@ def carry_out(
         raise
     for step in unsaved.values():
         store.save_step(run_id, step)
-    store.set_status(run_id, outcome.status, detail=outcome.message)
+    status, message = outcome.status, outcome.message
+    if status is RunStatus.CANCELED and shutdown is not None and shutdown.is_set():
+        status, message = RunStatus.INTERRUPTED, "the worker shut down and its grace period ended"
+    store.set_status(run_id, status, detail=message)
     final = store.get_run(run_id)
     assert final is not None
     return final
 
 
-def submit(store: Store, catalog: Catalog, request: Request) -> Prepared:
-    """Prepare and store a run (queued, rejected or awaiting approval)."""
-    prepared = prepare(catalog, request)
-    store.create_run(prepared.record)
-    return prepared
+def stored_prepared(catalog: Catalog, record: RunRecord, inputs: Mapping[str, Any]) -> Prepared:
+    """A claimed run as the executor needs it, from the record and the inputs kept with it.
 
+    RunbookError when the active catalog no longer has the runbook or its params changed.
+    """
+    runbook = catalog.runbooks.get(record.runbook)
+    if runbook is None:
+        raise RunbookError(f"runbook {record.runbook} is not in the active catalog any more")
+    missing = sorted(n for n, p in runbook.params.items()
+                     if p.required and p.default is None and n not in inputs)
+    if missing:
+        raise RunbookError(f"the runbook's params changed since the run was queued: no value for "
+                           f"{', '.join(missing)}")
+    plan = make_plan(catalog, runbook, inputs, record.hosts, dry_run=record.dry_run, run_id=record.id)
+    decision = Decision(Verdict.ALLOWED, record.reason, tuple(record.hosts), record.environment)
+    return Prepared(record, decision, plan, dict(inputs))

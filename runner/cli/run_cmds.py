@@ -6,20 +6,28 @@ import getpass
 import os
 import re
 import sys
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
+from runner import actions
 from runner.alerts import Alert, read_alerts
 from runner.cli import emit_json, fail, main, open_catalog, output_option, print_table, settings
 from runner.durations import PATTERN as DURATION_PATTERN
 from runner.durations import parse_duration, parse_time
-from runner.errors import AlertFormatError, ParamError, YamlError
-from runner.records import RunRecord, RunStatus, StepRecord, Trigger
-from runner.runs import Request, carry_out, prepare
+from runner.errors import (
+    AlertFormatError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ParamError,
+    YamlError,
+)
+from runner.records import RunRecord, RunStatus, StepRecord, Trigger, record_as_data
+from runner.runs import Heartbeat, Request, candidate, carry_out, new_lease, prepare, worker_id
 from runner.store import Store
 
 
@@ -46,15 +54,6 @@ def _read_alert(file: Path) -> Alert:
     if len(alerts) != 1:
         fail(f"{file}: holds {len(alerts)} alerts; give a file with one", 2)
     return alerts[0]
-
-
-def record_as_data(record: RunRecord) -> dict[str, Any]:
-    """A run record as JSON-ready data."""
-    data = asdict(record)
-    data["duration"] = record.duration
-    for step, raw in zip(record.steps, data["steps"], strict=True):
-        raw["duration"] = step.duration
-    return data
 
 
 def _fmt_seconds(value: float | None) -> str:
@@ -121,7 +120,7 @@ def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, enviro
     """
     catalog = open_catalog(settings().runbooks_dir)
     alert = _read_alert(alert_file) if alert_file else None
-    actor = os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
+    actor = _operator()
     request = Request(name, trigger=_trigger(actor, alert), params=_parse_params(param_pairs),
                       alert=alert, environment=environment, dry_run=dry_run)
     try:
@@ -145,19 +144,26 @@ def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, enviro
                        f"({prepared.decision.environment})" + (" [dry run]" if dry_run else ""), err=True)
         click.confirm("Run it?", abort=True, err=True)
     with open_store() as store:
-        store.create_run(prepared.record)
-        if prepared.plan is None:
+        heartbeat = Heartbeat(store, new_lease(worker_id("cli")))
+        # The history limits are decided as the run is stored: it may be rejected only now.
+        stored = store.enqueue(candidate(catalog, prepared), lease=heartbeat.lease if prepared.plan else None)
+        if stored.status is not RunStatus.RUNNING:
             if text:
-                click.echo(f"run {prepared.record.id} recorded as {prepared.record.status.value}")
+                reason = f": {stored.reason}" if stored.status is not prepared.record.status else ""
+                click.echo(f"run {stored.id} recorded as {stored.status.value}{reason}")
             else:
-                emit_json(record_as_data(prepared.record))
+                emit_json(record_as_data(stored))
             raise SystemExit(1)
 
         def progress(step: StepRecord) -> None:
             if text:
                 click.echo(f"  {_step_line(step)}", err=True)
 
-        final = carry_out(store, prepared, on_step=progress)
+        heartbeat.start()
+        try:
+            final = carry_out(store, replace(prepared, record=stored), on_step=progress, heartbeat=heartbeat)
+        finally:
+            heartbeat.stop()
     if text:
         click.echo()
         print_record(final)
@@ -234,6 +240,66 @@ def runs_show(run_id: str, output: str) -> None:
         emit_json(record_as_data(record))
     else:
         print_record(record, with_output=True)
+
+
+def _operator() -> str:
+    return os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
+
+
+def _act(action: Callable[[Store], RunRecord], output: str) -> None:
+    try:
+        with open_store() as store:
+            record = action(store)
+    except (ConflictError, ForbiddenError, NotFoundError) as e:
+        fail(str(e), 1 if isinstance(e, ConflictError) else 2)
+    if output == "json":
+        emit_json(record_as_data(record))
+    else:
+        click.echo(f"run {record.id}: {record.status.value}" + (" (cancel requested)"
+                                                                 if record.cancel_requested else ""))
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--reason", default="", help="Why, for the record.")
+@output_option
+def approve(run_id: str, reason: str, output: str) -> None:
+    """Approve a run awaiting approval (as $RUNBOOK_OPERATOR or your user; not the requester's own).
+
+    
+    Example:
+      runbook approve 3f2a9c --reason "checked the disk, go"
+    """
+    catalog = open_catalog(settings().runbooks_dir)
+    _act(lambda s: actions.decide(s, catalog, run_id, _operator(), approve=True, reason=reason), output)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--reason", default="", help="Why, for the record.")
+@output_option
+def reject(run_id: str, reason: str, output: str) -> None:
+    """Reject a run awaiting approval.
+
+    
+    Example:
+      runbook reject 3f2a9c --reason "not during the freeze"
+    """
+    catalog = open_catalog(settings().runbooks_dir)
+    _act(lambda s: actions.decide(s, catalog, run_id, _operator(), approve=False, reason=reason), output)
+
+
+@main.command()
+@click.argument("run_id")
+@output_option
+def cancel(run_id: str, output: str) -> None:
+    """Cancel a queued run, or ask the worker executing it to stop it.
+
+    
+    Example:
+      runbook cancel 3f2a9c
+    """
+    _act(lambda store: actions.cancel(store, run_id, _operator()), output)
 
 
 @main.group()

@@ -1,19 +1,30 @@
-"""``runbook serve``: the HTTP receiver, served by waitress."""
+"""``runbook serve`` (the HTTP receiver and API, served by waitress, with embedded workers),
+``runbook worker`` (workers alone) and ``runbook token new``."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
 
 import click
-import waitress
+from waitress.server import create_server
 
 from runner.catalog import find_root
 from runner.cli import fail, main, settings
+from runner.errors import RunbookError
+from runner.service import CatalogHolder
 from runner.store import Store
-from runner.web import AppConfig, create_app
+from runner.web import AppConfig, create_app, runtime
 from runner.web.auth import WebhookAuth
+from runner.web.tokens import Role, hash_token, load_tokens, new_token
+from runner.worker import DEFAULT_GRACE, WorkerPool
+
+log = logging.getLogger("runner.serve")
 
 
 def _loopback(host: str) -> bool:
@@ -23,22 +34,75 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _open(runbooks_dir: Path | None, db_url: str | None) -> tuple[Store, CatalogHolder]:
+    """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads."""
+    cfg = settings()
+    store = Store(db_url or cfg.db_url)
+    try:
+        store.upgrade()
+    except RunbookError as e:
+        fail(str(e), 2)
+    holder = CatalogHolder(find_root(runbooks_dir or cfg.runbooks_dir))
+    result = holder.reload()
+    if not result.ok:
+        fail(f"runbooks not loaded: {result.error}", 2)
+    return store, holder
+
+
+def _on_signals(stop: threading.Event, holder: CatalogHolder) -> None:
+    """SIGTERM/SIGINT set *stop*; SIGHUP reloads the catalog (in a thread: the handler returns at once)."""
+
+    def terminate(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    def hangup(_signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(target=holder.reload, name="reload", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+    signal.signal(signal.SIGHUP, hangup)
+
+
+runbooks_option = click.option("--runbooks", "runbooks_dir", type=click.Path(file_okay=False, path_type=Path),
+                               help="The runbooks catalog (a git checkout); overrides the global option.")
+db_option = click.option("--db", "db_url", help="The store URL; overrides the global option.")
+workers_option = click.option("--workers", type=click.IntRange(0, 64), default=1, show_default=True,
+                              help="Worker threads executing runs (0: intake only).")
+grace_option = click.option("--grace", type=click.FloatRange(0), default=DEFAULT_GRACE, show_default=True,
+                            help="Seconds running runs get to finish on SIGTERM before they are interrupted.")
+
+
 @main.command()
+@runbooks_option
+@db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Request threads.")
+@workers_option
+@grace_option
+@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path), envvar="RUNBOOK_TOKENS_FILE",
+              help="Operator tokens (hashed) for the API; env RUNBOOK_TOKENS_FILE.")
 @click.option("--insecure-local", is_flag=True,
-              help="Accept alerts without credentials; only on a loopback address, for a laptop.")
-def serve(host: str, port: int, threads: int, insecure_local: bool) -> None:
-    """Receive alerts over HTTP: Alertmanager, Grafana and generic webhooks, stored before 2xx.
+              help="Accept alerts and API calls without credentials; only on a loopback address.")
+def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, threads: int, workers: int,
+          grace: float, tokens_file: Path | None, insecure_local: bool) -> None:
+    """Receive alerts and serve the operator API; embedded workers execute the runs.
 
-    Credentials come from RUNBOOK_WEBHOOK_TOKEN (bearer token) and/or RUNBOOK_WEBHOOK_SECRET
-    (HMAC-SHA256 signature); without either, the server refuses to start.
+    Webhook credentials come from RUNBOOK_WEBHOOK_TOKEN (bearer token) and/or
+    RUNBOOK_WEBHOOK_SECRET (HMAC-SHA256 signature); without either, the server refuses to
+    start. SIGHUP or POST /api/v1/reload reloads the runbooks; SIGTERM stops claiming runs,
+    lets running ones finish within --grace, then stops.
 
     \b
     Example:
-      RUNBOOK_WEBHOOK_TOKEN=$(cat token) runbook serve --host 0.0.0.0 --port 8080
+      RUNBOOK_WEBHOOK_TOKEN=$(cat token) RUNBOOK_TOKENS_FILE=tokens.yaml \\
+        runbook serve --host 0.0.0.0 --port 8080 --workers 2
       runbook serve --insecure-local
     """
     auth = WebhookAuth(token=os.environ.get("RUNBOOK_WEBHOOK_TOKEN") or None,
@@ -46,12 +110,79 @@ def serve(host: str, port: int, threads: int, insecure_local: bool) -> None:
     if not auth.configured and not insecure_local:
         fail("no webhook credentials: set RUNBOOK_WEBHOOK_TOKEN and/or RUNBOOK_WEBHOOK_SECRET "
              "(or --insecure-local on a laptop)", 2)
-    if insecure_local and not auth.configured and not _loopback(host):
+    if insecure_local and not _loopback(host):
         fail(f"--insecure-local listens on loopback addresses only, not {host}", 2)
-    cfg = settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = Store(cfg.db_url)
-    store.upgrade()
-    app = create_app(AppConfig(store=store, auth=auth, runbooks_dir=find_root(cfg.runbooks_dir)))
-    click.echo(f"listening on http://{host}:{port} (store {store.display_url})", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="runbook-runner")
+    try:
+        tokens = load_tokens(tokens_file)
+    except RunbookError as e:
+        fail(f"cannot read the tokens file: {e}", 2)
+    _logging()
+    store, holder = _open(runbooks_dir, db_url)
+    app = create_app(AppConfig(store=store, auth=auth, catalog=holder, tokens=tokens))
+    with app.app_context():
+        metrics = runtime().metrics
+    pool = WorkerPool(store, lambda: holder.active, size=workers, grace=grace,
+                      on_finish=metrics.run_finished) if workers else None
+    server = create_server(app, host=host, port=port, threads=threads, ident="runbook-runner")
+    stop = threading.Event()
+    _on_signals(stop, holder)
+    if pool is not None:
+        pool.start()
+    if tokens is None and not insecure_local:
+        log.warning("no RUNBOOK_TOKENS_FILE: the operator API answers 401 to everyone")
+    bound = getattr(server, "effective_port", port)
+    click.echo(f"listening on http://{host}:{bound} (store {store.display_url}, "
+               f"runbooks {holder.active.commit}, {workers} worker(s))", err=True)
+    serving = threading.Thread(target=server.run, name="http", daemon=True)
+    serving.start()
+    stop.wait()
+    if pool is not None:
+        pool.stop()  # stop claiming; running runs finish within the grace period, or are interrupted
+    server.close()
+    store.close()
+
+
+@main.command()
+@runbooks_option
+@db_option
+@workers_option
+@grace_option
+def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: float) -> None:
+    """Execute queued runs from the store, without serving HTTP (scale them apart from intake).
+
+    \b
+    Example:
+      RUNBOOK_DB_URL=postgresql://runbook@db/runbook runbook worker --workers 4
+    """
+    _logging()
+    store, holder = _open(runbooks_dir, db_url)
+    pool = WorkerPool(store, lambda: holder.active, size=max(workers, 1), grace=grace)
+    stop = threading.Event()
+    _on_signals(stop, holder)
+    pool.start()
+    click.echo(f"{pool.size} worker(s) on {store.display_url} (runbooks {holder.active.commit})", err=True)
+    stop.wait()
+    pool.stop()
+    store.close()
+
+
+@main.group()
+def token() -> None:
+    """Operator tokens for the API."""
+
+
+@token.command("new")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default="operator", show_default=True)
+@click.option("--team", "teams", multiple=True, help="A team the identity acts for (repeatable).")
+def token_new(name: str, role: str, teams: tuple[str, ...]) -> None:
+    """Make a token: prints the token once (give it to NAME) and the entry for the tokens file.
+
+    \b
+    Example:
+      runbook token new alice --team storage >> tokens.yaml
+    """
+    secret = new_token()
+    click.echo(f"# token for {name} (shown once, keep it secret): {secret}", err=True)
+    click.echo(f"  - name: {name}\n    sha256: {hash_token(secret)}\n    role: {role}\n"
+               f"    teams: [{', '.join(teams)}]")

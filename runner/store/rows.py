@@ -48,6 +48,13 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         "created_at": record.created_at or datetime.now(UTC),
         "started_at": record.started_at,
         "finished_at": record.finished_at,
+        "target": record.target,
+        "alert_id": record.alert_id,
+        "fingerprint": record.fingerprint,
+        "claimed_by": record.claimed_by,
+        "cancel_requested": record.cancel_requested,
+        "attempts": record.attempts,
+        "decided_by": record.decided_by,
     }
 
 
@@ -97,6 +104,13 @@ def run_record(
         finished_at=row["finished_at"],
         steps=[step_record(step) for step in steps],
         timeline=[timeline_entry(entry) for entry in timeline],
+        target=row["target"],
+        alert_id=row["alert_id"],
+        fingerprint=row["fingerprint"],
+        claimed_by=row["claimed_by"],
+        cancel_requested=row["cancel_requested"],
+        attempts=row["attempts"],
+        decided_by=row["decided_by"],
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,9 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from runner.errors import StoreError
 from runner.intake.batch import Batch
-from runner.records import RunRecord, RunStatus, StepRecord, TimelineEntry
-from runner.store import migrate
+from runner.records import GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry
+from runner.store import migrate, queue
 from runner.store.engine import WRITE_OPTION, create_engine, parse_url, safe_url, scrub
+from runner.store.queue import Candidate, Lease, Limits
 from runner.store.rows import run_record, run_row, step_row, timeline_row
 from runner.store.tables import UTCDateTime, alerts, run_steps, run_timeline, runs
 
@@ -39,6 +40,8 @@ class StoredAlert:
     fingerprint: str
     status: str
     repeat_of: int | None
+    run: RunRecord | None = None  # the run the alert caused, if any (queued, rejected...)
+    canceled: tuple[str, ...] = ()  # runs a resolved alert canceled before they started
 
 
 class Store:
@@ -102,6 +105,8 @@ class Store:
             values["started_at"] = sa.func.coalesce(runs.c.started_at, sa.literal(at, UTCDateTime()))
         if status.final:
             values["finished_at"] = sa.func.coalesce(runs.c.finished_at, sa.literal(at, UTCDateTime()))
+            values["inputs"] = None  # the params a worker needed, secrets included, go with the run
+            values["lease_until"] = None
         with self._write(f"cannot set the status of run {run_id}") as connection:
             result = connection.execute(sa.update(runs).where(runs.c.id == run_id).values(values))
             if result.rowcount != 1:
@@ -117,6 +122,15 @@ class Store:
             statement = insert(run_steps).values(row)
             changes = {name: statement.excluded[name] for name in row if name not in _STEP_KEY}
             connection.execute(statement.on_conflict_do_update(index_elements=_STEP_KEY, set_=changes))
+
+    def set_revision(self, run_id: str, revision: GitRevision) -> None:
+        """Record the catalog revision that executes the run (a reload may follow the enqueue)."""
+        commit = revision.commit or "no git"
+        with self._write(f"cannot set the revision of run {run_id}") as connection:
+            connection.execute(sa.update(runs).where(runs.c.id == run_id)
+                               .values(git_commit=revision.commit, git_dirty=revision.dirty))
+            entry = TimelineEntry(datetime.now(UTC), "revision", f"executing catalog revision {commit}")
+            connection.execute(sa.insert(run_timeline).values(timeline_row(run_id, entry)))
 
     def add_timeline(self, run_id: str, event: str, detail: str = "", at: datetime | None = None) -> None:
         """Append an event to the timeline of a run."""
@@ -166,23 +180,31 @@ class Store:
             return [run_record(row) for row in connection.execute(query).mappings()]
 
     def record_alerts(
-        self, batch: Batch, *, received_at: datetime | None = None, window: timedelta = DEDUP_WINDOW
+        self,
+        batch: Batch,
+        *,
+        candidates: Sequence[Candidate | None] = (),
+        received_at: datetime | None = None,
+        window: timedelta = DEDUP_WINDOW,
     ) -> list[StoredAlert]:
-        """Store every alert of *batch* durably, in one transaction, marking repeats.
+        """Store every alert of *batch* durably and act on it, all in one transaction.
 
         An alert repeats an earlier one when the last receipt of the same fingerprint had the
-        same status and came within *window*: the sender re-notifying, not a new problem.
+        same status and came within *window*: the sender re-notifying, not a new problem. A new
+        firing alert enqueues its candidate run (``candidates[i]`` for ``batch.alerts[i]``),
+        under the runbook's history limits; a new resolved alert cancels its runs not started.
         """
         at = received_at or datetime.now(UTC)
         envelope = {k: v for k, v in batch.raw.items() if k != "alerts"}
         listed = batch.raw.get("alerts")
         raw_alerts: list[Any] = listed if isinstance(listed, list) else [batch.raw]
         stored = []
+        keys = [queue.fingerprint_key(a.fingerprint or "") for a in batch.alerts]
+        keys += [queue.runbook_key(c.record.runbook) for c in candidates if c is not None]
         with self._write(f"cannot store {len(batch.alerts)} alert(s) from {batch.source}") as connection:
+            queue.lock(connection, keys)
             for i, alert in enumerate(batch.alerts):
                 fingerprint = alert.fingerprint or ""
-                if connection.dialect.name == "postgresql":  # serialise receipts of one fingerprint
-                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(fingerprint))))
                 previous = connection.execute(
                     sa.select(alerts.c.id, alerts.c.status, alerts.c.received_at, alerts.c.repeat_of)
                     .where(alerts.c.fingerprint == fingerprint).order_by(alerts.c.id.desc()).limit(1)
@@ -191,14 +213,78 @@ class Store:
                 if previous and previous["status"] == alert.status and at - previous["received_at"] <= window:
                     repeat_of = previous["repeat_of"] or previous["id"]
                 raw = {"envelope": envelope, "alert": raw_alerts[i] if i < len(raw_alerts) else None}
-                new_id = connection.execute(sa.insert(alerts).values(
+                new_id = int(connection.execute(sa.insert(alerts).values(
                     received_at=at, source=batch.source, fingerprint=fingerprint, status=alert.status,
                     group_key=alert.group_key or batch.group_key, alertname=alert.alertname,
                     labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
                     ends_at=alert.ends_at, generator_url=alert.generator_url, repeat_of=repeat_of, raw=raw,
-                ).returning(alerts.c.id)).scalar_one()
-                stored.append(StoredAlert(int(new_id), fingerprint, alert.status, repeat_of))
+                ).returning(alerts.c.id)).scalar_one())
+                run: RunRecord | None = None
+                canceled: tuple[str, ...] = ()
+                candidate = candidates[i] if i < len(candidates) else None
+                if repeat_of is None and alert.status == "resolved" and fingerprint:
+                    canceled = tuple(queue.cancel_for_alert(connection, fingerprint, at))
+                elif repeat_of is None and candidate is not None:
+                    candidate.record.alert_id = new_id
+                    candidate.record.fingerprint = fingerprint or None
+                    run = queue.enqueue(connection, candidate, at)
+                stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled))
         return stored
+
+    def enqueue(
+        self, candidate: Candidate, *, lease: Lease | None = None, now: datetime | None = None
+    ) -> RunRecord:
+        """Store a run (manual), deciding its history limits in the same transaction."""
+        at = now or candidate.record.created_at or datetime.now(UTC)
+        with self._write(f"cannot enqueue run {candidate.record.id}") as connection:
+            queue.lock(connection, [queue.runbook_key(candidate.record.runbook)])
+            return queue.enqueue(connection, candidate, at, lease)
+
+    def claim(self, lease: Lease, *, run_id: str | None = None) -> tuple[str, dict[str, Any]] | None:
+        """The oldest queued run (or *run_id*), now running and held by *lease*: id and inputs, or None."""
+        with self._write("cannot claim a run") as connection:
+            return queue.claim(connection, lease, datetime.now(UTC), run_id)
+
+    def renew(self, lease: Lease, run_ids: Iterable[str]) -> dict[str, bool]:
+        """Extend *lease* on the runs still held; which of them have a cancel request."""
+        with self._write("cannot renew the lease") as connection:
+            return queue.renew(connection, lease, run_ids)
+
+    def recover(self, *, idempotent: Callable[[str], bool],
+                gone: Callable[[str], bool] = lambda worker: False) -> list[tuple[str, RunStatus]]:
+        """Record ``interrupted`` (or queue again, if idempotent) the runs of dead workers."""
+        with self._write("cannot recover abandoned runs") as connection:
+            return queue.recover(connection, datetime.now(UTC), idempotent=idempotent, gone=gone)
+
+    def request_cancel(self, run_id: str, actor: str) -> RunStatus:
+        """Cancel a run not yet started, or ask its worker to stop it; the status after."""
+        with self._write(f"cannot cancel run {run_id}") as connection:
+            return queue.request_cancel(connection, run_id, actor, datetime.now(UTC))
+
+    def decide(self, run_id: str, actor: str, *, approve: bool, limits: Limits | None = None,
+               reason: str = "") -> RunStatus:
+        """Approve or reject a run awaiting approval; the status after."""
+        with self._write(f"cannot decide run {run_id}") as connection:
+            row = connection.execute(sa.select(runs.c.runbook).where(runs.c.id == run_id)).first()
+            if row is not None:
+                queue.lock(connection, [queue.runbook_key(row.runbook)])
+            return queue.decide(connection, run_id, actor, approve, limits or Limits(), datetime.now(UTC),
+                                reason)
+
+    def queue_depth(self) -> dict[str, int]:
+        """Runs waiting: queued, and awaiting approval."""
+        with self._read("cannot read the queue depth") as connection:
+            return queue.queue_depth(connection)
+
+    def status_counts(self) -> list[tuple[str, str, int]]:
+        """(runbook, status, number of runs) for every pair present."""
+        with self._read("cannot count runs") as connection:
+            return queue.status_counts(connection)
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        with self._read("the database does not answer") as connection:
+            connection.execute(sa.select(1))
 
     def count_alerts(self, *, fingerprint: str | None = None, repeats: bool | None = None) -> int:
         """How many alerts are stored (of one fingerprint; only repeats, or only first receipts)."""

@@ -63,8 +63,20 @@ runs = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("target", sa.Text, nullable=True),
+    sa.Column("alert_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=True),
+    sa.Column("fingerprint", sa.Text, nullable=True),
+    sa.Column("inputs", json_type(), nullable=True),
+    sa.Column("claimed_by", sa.Text, nullable=True),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("decided_by", sa.Text, nullable=True),
     sa.Index("ix_runs_runbook_created_at", "runbook", "created_at"),
     sa.Index("ix_runs_status", "status"),
+    sa.Index("ix_runs_status_created_at", "status", "created_at"),
+    sa.Index("ix_runs_runbook_target_status", "runbook", "target", "status"),
+    sa.Index("ix_runs_fingerprint", "fingerprint"),
 )
 
 run_steps = sa.Table(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from typing import Any
+
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from runner.errors import RunbookError
 from runner.store.migrate import head
-from runner.web import app_config
+from runner.web import runtime
 
 blueprint = Blueprint("health", __name__)
 
@@ -20,16 +22,28 @@ def healthz() -> ResponseReturnValue:
 
 @blueprint.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """Ready: the store is reachable at the current schema and the runbooks load without problems."""
-    config = app_config()
+    """Ready: the store answers at the current schema and a valid catalog revision is active.
+
+    A refused reload does not make the process unready (the last good revision still serves);
+    it shows under ``catalog.last_reload_error`` until a reload succeeds.
+    """
+    state = runtime()
     checks: dict[str, str] = {}
     try:
-        revision = config.store.revision()
+        revision = state.store.revision()
         checks["store"] = "ok" if revision == head() else f"schema at {revision}, expected {head()}"
     except RunbookError as e:
         checks["store"] = str(e)
-    catalog = current_app.extensions["runbook.catalog"]
-    problems = len(catalog.problems)
-    checks["runbooks"] = "ok" if not problems else f"{problems} validation problem(s) in {catalog.root}"
+    holder = state.holder
+    catalog: dict[str, Any] = {"source": str(holder.source), "last_reload_error": holder.error,
+                               "reload_failures": holder.failures}
+    if holder.loaded:
+        active = holder.active
+        checks["runbooks"] = "ok"
+        catalog.update(revision=active.revision.commit, dirty=active.revision.dirty,
+                       runbooks=len(active.catalog.runbooks), loaded_at=active.loaded_at)
+    else:
+        checks["runbooks"] = f"no valid catalog loaded: {holder.error}"
     ready = all(v == "ok" for v in checks.values())
-    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "catalog": catalog}
+    return jsonify(body), 200 if ready else 503

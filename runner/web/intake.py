@@ -12,13 +12,15 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import BadRequest, Unauthorized, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
+from runner.dispatch import candidates
 from runner.errors import AlertFormatError, StoreError
 from runner.intake import parse
-from runner.web import app_config
+from runner.store.store import StoredAlert
+from runner.web import runtime
 from runner.web.auth import AuthError
 
 blueprint = Blueprint("intake", __name__)
@@ -41,12 +43,24 @@ def _decode(body: bytes) -> object:
 
 def receive(source: str) -> ResponseReturnValue:
     """Authenticate, parse and durably store one webhook request from *source*."""
-    config = app_config()
+    state = runtime()
+    counted = state.metrics.requests
+    try:
+        response = _receive(source)
+    except HTTPException as e:
+        counted.labels(source, str(e.code)).inc()
+        raise
+    counted.labels(source, str(response[1])).inc()
+    return response
+
+
+def _receive(source: str) -> tuple[Response, int]:
+    state = runtime()
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(f"send Content-Type: application/json, not {request.mimetype or 'none'}")
     body = request.get_data(cache=False)
     try:
-        config.auth.check(request.headers, body)
+        state.auth.check(request.headers, body)
     except AuthError as e:
         error = Unauthorized(str(e), www_authenticate=None)
         raise error from None
@@ -55,20 +69,41 @@ def receive(source: str) -> ResponseReturnValue:
     except AlertFormatError as e:
         raise BadRequest(str(e)) from None
     try:
-        stored = config.store.record_alerts(batch)
+        runs = candidates(state.holder.active if state.holder.loaded else None, batch)
+    except Exception:  # routing must never cost an alert: store it, without a run, and say so in the log
+        log.exception("routing failed; storing the alerts without runs")
+        runs = []
+    try:
+        stored = state.store.record_alerts(batch, candidates=runs)
     except StoreError as e:
         log.error("alerts not stored, answering 503: %s", e)
         response = jsonify(error="the alert store is unavailable; retry later", status=503)
         response.headers["Retry-After"] = "5"
         return response, 503
+    for s in stored:
+        outcome = "repeat" if s.repeat_of is not None else "resolved" if s.status == "resolved" else "new"
+        state.metrics.alerts.labels(source, outcome).inc()
+        if s.run is not None:
+            state.metrics.run_created(s.run)
+            log.info("alert %s -> run %s of %s: %s", s.id, s.run.id, s.run.runbook, s.run.status.value)
     repeats = sum(1 for s in stored if s.repeat_of is not None)
     return jsonify(
         accepted=len(stored),
         repeats=repeats,
         truncated=batch.truncated,
-        alerts=[{"id": s.id, "fingerprint": s.fingerprint, "status": s.status, "repeat_of": s.repeat_of}
-                for s in stored],
+        alerts=[_stored_as_data(s) for s in stored],
     ), 202
+
+
+def _stored_as_data(stored: StoredAlert) -> dict[str, Any]:
+    run = stored.run
+    return {
+        "id": stored.id, "fingerprint": stored.fingerprint, "status": stored.status,
+        "repeat_of": stored.repeat_of,
+        "run": None if run is None else {"id": run.id, "runbook": run.runbook, "status": run.status.value,
+                                         "reason": run.reason},
+        "canceled_runs": list(stored.canceled),
+    }
 
 
 def _endpoint(source: str) -> Any:

@@ -189,7 +189,8 @@ def test_health_and_readiness(server) -> None:  # type: ignore[no-untyped-def]
     srv, _ = server
     assert srv.get("/healthz")[:2] == (200, {"status": "ok"})
     status, ready, _ = srv.get("/readyz")
-    assert status == 200 and ready == {"status": "ready", "checks": {"store": "ok", "runbooks": "ok"}}
+    assert status == 200 and ready["status"] == "ready" and ready["checks"] == {"store": "ok", "runbooks": "ok"}
+    assert ready["catalog"]["runbooks"] == 4 and ready["catalog"]["last_reload_error"] is None
     assert srv.get("/nope")[0] == 404
 
 

@@ -243,4 +243,4 @@ def test_dry_run_is_recorded_as_such_and_changes_nothing(sqlite_store_url: str, 
         final = carry_out(store, prepared)
     assert final.dry_run is True and final.status is RunStatus.SUCCEEDED
     assert all(f.exists() for f in files)
-    assert any(e.detail == "dry run (check mode)" for e in final.timeline)
+    assert any(e.event == "dry_run" and "check mode" in e.detail for e in final.timeline)

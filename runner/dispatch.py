@@ -1,0 +1,76 @@
+"""Alerts to runs: which runbook, which params and hosts, what authority says, before storing.
+
+Everything here is a pure function of the alert and the active catalog; the store then
+decides the history limits and enqueues in the transaction that stores the alert. Alert
+data is only ever matched and copied into params (strings Ansible treats as unsafe): it is
+never templated, evaluated or put on a command line.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from runner.alerts import Alert
+from runner.errors import ParamError, RunbookError
+from runner.intake.batch import Batch
+from runner.models import Runbook
+from runner.params import redact_alert
+from runner.records import GitRevision, RunRecord, RunStatus, TimelineEntry, Trigger
+from runner.runs import Request, candidate, limits_of, prepare
+from runner.service import Loaded
+from runner.store.queue import Candidate
+
+
+def alert_trigger(alert: Alert) -> Trigger:
+    """The trigger of a run an alert starts: its source, and what identifies the alert."""
+    return Trigger("alert", alert.source, {
+        "alertname": alert.alertname, "fingerprint": alert.fingerprint, "status": alert.status,
+        "labels": alert.labels, "annotations": alert.annotations,
+        "starts_at": alert.starts_at.isoformat() if alert.starts_at else None,
+        "generator_url": alert.generator_url,
+    })
+
+
+def rejected(runbook: Runbook, trigger: Trigger, reason: str, revision: GitRevision, now: datetime,
+             alert: Alert | None = None) -> RunRecord:
+    """A run recorded as rejected before any param was resolved (bad params, a forbidden operator)."""
+    if trigger.alert is not None and alert is not None:
+        labels, annotations = redact_alert(runbook, alert)
+        trigger = Trigger(trigger.kind, trigger.actor, {**trigger.alert, "labels": labels,
+                                                        "annotations": annotations})
+    return RunRecord(
+        id=uuid.uuid4().hex, runbook=runbook.name, status=RunStatus.REJECTED, trigger=trigger,
+        revision=revision, params={}, hosts=[], verdict="rejected", reason=reason, created_at=now,
+        timeline=[TimelineEntry(now, "created", f"by {trigger.kind}: {trigger.actor}"),
+                  TimelineEntry(now, RunStatus.REJECTED.value, reason)],
+        fingerprint=alert.fingerprint if alert is not None else None,
+    )
+
+
+def alert_candidate(active: Loaded, alert: Alert, now: datetime) -> Candidate | None:
+    """The run a firing alert asks for, decided as far as no history is needed; None if no runbook."""
+    if alert.status != "firing":
+        return None
+    matches = active.router.matches(alert)
+    if not matches:
+        return None
+    runbook = matches[0].runbook
+    trigger = alert_trigger(alert)
+    try:
+        prepared = prepare(active.catalog, Request(runbook.name, trigger, alert=alert, now=now),
+                           revision=active.revision)
+    except ParamError as e:
+        record = rejected(runbook, trigger, str(e), active.revision, now, alert)
+        return Candidate(record, None, limits_of(runbook))
+    except RunbookError as e:  # cannot happen for a validated catalog; keep the alert, say why
+        return Candidate(rejected(runbook, trigger, str(e), active.revision, now, alert), None)
+    return candidate(active.catalog, prepared)
+
+
+def candidates(active: Loaded | None, batch: Batch, now: datetime | None = None) -> list[Candidate | None]:
+    """One candidate (or None) per alert of *batch*, in order."""
+    if active is None:
+        return [None] * len(batch.alerts)
+    at = now or datetime.now(UTC)
+    return [alert_candidate(active, alert, at) for alert in batch.alerts]

@@ -1,0 +1,322 @@
+"""The run queue in SQL: enqueue under history limits, claim, lease, cancel, decide, recover.
+
+Every function here runs inside the caller's write transaction. On PostgreSQL, transactions
+that decide about the same runbook or the same alert fingerprint take the same advisory
+locks first (in one global order, so they cannot deadlock); on SQLite a write transaction
+(BEGIN IMMEDIATE) already excludes every other writer. Either way the count that a limit
+compares and the insert of the run it allows happen as one step: 100 alerts at once cannot
+all see "2 runs so far" and all enqueue a third.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from runner.durations import format_duration
+from runner.errors import ConflictError, NotFoundError
+from runner.models import Rate
+from runner.records import PENDING_STATUSES, RunRecord, RunStatus, TimelineEntry
+from runner.store.rows import run_record, run_row, timeline_row
+from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
+
+MAX_ATTEMPTS = 2  # an idempotent run whose worker died is queued again once, not forever
+_ACTIVE = [RunStatus.QUEUED.value, RunStatus.RUNNING.value]
+_PENDING = [s.value for s in PENDING_STATUSES]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The history limits of a runbook: runs per window, runs at once per target, rest between runs."""
+
+    max_runs: Rate | None = None
+    concurrency: int | None = None
+    cooldown: timedelta | None = None
+
+
+@dataclass
+class Candidate:
+    """A run about to be stored: its record, the params a worker needs, the limits to check."""
+
+    record: RunRecord
+    inputs: dict[str, Any] | None = None
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on the runs it claims."""
+
+    worker: str
+    until: datetime
+
+
+def lock(connection: sa.Connection, keys: Iterable[str]) -> None:
+    """Serialise transactions about the same keys (PostgreSQL advisory locks, held to commit)."""
+    if connection.dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE has already excluded every other writer
+    ids = sorted({int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
+                  for k in keys})
+    for lock_id in ids:  # one global order: two transactions never wait on each other in a cycle
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_id)))
+
+
+def runbook_key(name: str) -> str:
+    """The lock key of decisions about runbook *name*."""
+    return f"runbook:{name}"
+
+
+def fingerprint_key(fingerprint: str) -> str:
+    """The lock key of receipts of one alert fingerprint."""
+    return f"alert:{fingerprint}"
+
+
+def _count(connection: sa.Connection, *where: sa.ColumnElement[bool]) -> int:
+    return int(connection.execute(sa.select(sa.func.count()).select_from(runs).where(*where)).scalar_one())
+
+
+def limit_reason(
+    connection: sa.Connection, record: RunRecord, limits: Limits, now: datetime, exclude: str | None = None
+) -> str | None:
+    """Why the history forbids *record* now, or None. Dry runs change nothing and are not counted."""
+    same = [runs.c.runbook == record.runbook, runs.c.dry_run.is_(False)]
+    if exclude is not None:
+        same.append(runs.c.id != exclude)
+    target = record.target
+    if limits.concurrency is not None and target:
+        active = _count(connection, *same, runs.c.target == target, runs.c.status.in_(_ACTIVE))
+        if active >= limits.concurrency:
+            return (f"concurrency: {active} run(s) of {record.runbook} already queued or running on "
+                    f"{target} (limit {limits.concurrency})")
+    if limits.cooldown is not None and target:
+        last = connection.execute(
+            sa.select(sa.func.max(runs.c.finished_at)).where(
+                *same, runs.c.target == target, runs.c.started_at.is_not(None))
+        ).scalar()
+        if last is not None and now - last < limits.cooldown:
+            return (f"cooldown: the last run on {target} ended at {last.isoformat(timespec='seconds')}; "
+                    f"the next may start after {(last + limits.cooldown).isoformat(timespec='seconds')} "
+                    f"(cooldown {format_duration(limits.cooldown)})")
+    if limits.max_runs is not None:
+        rate = limits.max_runs
+        never_ran = sa.and_(runs.c.status == RunStatus.CANCELED.value, runs.c.started_at.is_(None))
+        counted = _count(connection, *same, runs.c.created_at > now - rate.per,
+                         runs.c.status != RunStatus.REJECTED.value, sa.not_(never_ran))
+        if counted >= rate.count:
+            per = format_duration(rate.per)
+            return (f"max_runs: {counted} run(s) of {record.runbook} in the last {per} "
+                    f"(limit {rate.count} per {per})")
+    return None
+
+
+def enqueue(
+    connection: sa.Connection, candidate: Candidate, now: datetime, lease: Lease | None = None
+) -> RunRecord:
+    """Store the candidate's run; a limit the history forbids turns it ``rejected`` first.
+
+    With *lease*, an allowed run is stored already ``running``, held by that worker (the CLI's
+    ``runbook run`` executes what it enqueues, and no other worker may take it).
+    """
+    record = candidate.record
+    if record.status in PENDING_STATUSES and not record.dry_run:
+        reason = limit_reason(connection, record, candidate.limits, now)
+        if reason is not None:
+            timeline = [*record.timeline[:-1], TimelineEntry(now, RunStatus.REJECTED.value, reason)]
+            record = replace(record, status=RunStatus.REJECTED, verdict="rejected", reason=reason,
+                             timeline=timeline)
+    row = run_row(record)
+    row["inputs"] = candidate.inputs if record.status in PENDING_STATUSES else None
+    if lease is not None and record.status is RunStatus.QUEUED:
+        claimed = TimelineEntry(now, RunStatus.RUNNING.value, f"claimed by {lease.worker}")
+        record = replace(record, status=RunStatus.RUNNING, started_at=now, claimed_by=lease.worker,
+                         attempts=1, timeline=[*record.timeline, claimed])
+        row.update(status=record.status.value, started_at=now, claimed_by=lease.worker, attempts=1,
+                   lease_until=lease.until)
+    connection.execute(sa.insert(runs).values(row))
+    if record.timeline:
+        connection.execute(sa.insert(run_timeline), [timeline_row(record.id, e) for e in record.timeline])
+    return record
+
+
+def _note(connection: sa.Connection, run_id: str, now: datetime, event: str, detail: str) -> None:
+    entry = TimelineEntry(now, event, detail)
+    connection.execute(sa.insert(run_timeline).values(timeline_row(run_id, entry)))
+
+
+def _at(now: datetime) -> sa.ColumnElement[datetime]:
+    return sa.literal(now, UTCDateTime())
+
+
+def _finish_values(status: RunStatus, now: datetime) -> dict[str, Any]:
+    """Column values of a run entering a final *status*: the secrets in inputs go with it."""
+    return {"status": status.value, "finished_at": sa.func.coalesce(runs.c.finished_at, _at(now)),
+            "inputs": None, "lease_until": None}
+
+
+def claim(
+    connection: sa.Connection, lease: Lease, now: datetime, run_id: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """Take the oldest queued run (or run *run_id*) for *lease*'s worker: its id and inputs, or None."""
+    pick = sa.select(runs.c.id).where(runs.c.status == RunStatus.QUEUED.value)
+    if run_id is not None:
+        pick = pick.where(runs.c.id == run_id)
+    pick = pick.order_by(runs.c.created_at, runs.c.id).limit(1)
+    if connection.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)  # other workers take the next one, not wait
+    picked = connection.execute(pick).scalar()
+    if picked is None:
+        return None
+    run_id = str(picked)
+    taken = connection.execute(
+        sa.update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.QUEUED.value).values(
+            status=RunStatus.RUNNING.value, claimed_by=lease.worker, lease_until=lease.until,
+            attempts=runs.c.attempts + 1, started_at=sa.func.coalesce(runs.c.started_at, _at(now)),
+        ).returning(runs.c.inputs)
+    ).first()
+    if taken is None:  # compare-and-set lost: another worker took it between select and update
+        return None
+    _note(connection, run_id, now, RunStatus.RUNNING.value, f"claimed by {lease.worker}")
+    return run_id, dict(taken[0] or {})
+
+
+def renew(connection: sa.Connection, lease: Lease, run_ids: Iterable[str]) -> dict[str, bool]:
+    """Extend the lease on *run_ids*; for each run still held, whether a cancel was requested."""
+    ids = list(run_ids)
+    if not ids:
+        return {}
+    held = (runs.c.id.in_(ids), runs.c.claimed_by == lease.worker, runs.c.status == RunStatus.RUNNING.value)
+    connection.execute(sa.update(runs).where(*held).values(lease_until=lease.until))
+    rows = connection.execute(sa.select(runs.c.id, runs.c.cancel_requested).where(*held))
+    return {row.id: bool(row.cancel_requested) for row in rows}
+
+
+def recover(
+    connection: sa.Connection, now: datetime, *, idempotent: Callable[[str], bool],
+    gone: Callable[[str], bool] = lambda worker: False,
+) -> list[tuple[str, RunStatus]]:
+    """Runs left ``running`` by a worker that stopped renewing (or is known *gone*).
+
+    They are recorded ``interrupted``; an idempotent runbook's run is queued again instead,
+    once (MAX_ATTEMPTS). Nothing else is ever re-run.
+    """
+    rows = connection.execute(
+        sa.select(runs.c.id, runs.c.runbook, runs.c.claimed_by, runs.c.lease_until, runs.c.attempts)
+        .where(runs.c.status == RunStatus.RUNNING.value)
+    ).all()
+    done = []
+    for row in rows:
+        expired = row.lease_until is None or row.lease_until < now
+        if not expired and not (row.claimed_by and gone(row.claimed_by)):
+            continue
+        why = f"worker {row.claimed_by or '?'} stopped without finishing the run"
+        if row.lease_until is not None:
+            why += f" (lease expired {row.lease_until.isoformat(timespec='seconds')})"
+        same = [runs.c.id == row.id, runs.c.status == RunStatus.RUNNING.value]
+        if row.claimed_by is not None:
+            same.append(runs.c.claimed_by == row.claimed_by)
+        if idempotent(row.runbook) and row.attempts < MAX_ATTEMPTS and row.lease_until is not None:
+            values: dict[str, Any] = {"status": RunStatus.QUEUED.value, "claimed_by": None,
+                                      "lease_until": None}
+            status, detail = RunStatus.QUEUED, f"{why}; the runbook is idempotent: queued again"
+        else:
+            values, status = _finish_values(RunStatus.INTERRUPTED, now), RunStatus.INTERRUPTED
+            detail = f"{why}; not re-run (the runbook is not idempotent, or was already retried)"
+        if connection.execute(sa.update(runs).where(*same).values(values)).rowcount == 1:
+            connection.execute(
+                sa.update(run_steps).where(run_steps.c.run_id == row.id, run_steps.c.status == "running")
+                .values(status="canceled", message="the worker stopped", finished_at=_at(now))
+            )
+            _note(connection, row.id, now, status.value, detail)
+            done.append((row.id, status))
+    return done
+
+
+def _row(connection: sa.Connection, run_id: str) -> sa.RowMapping:
+    row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no run {run_id}")
+    return row
+
+
+def request_cancel(connection: sa.Connection, run_id: str, actor: str, now: datetime) -> RunStatus:
+    """Cancel a run not started yet; ask the worker of a running one to stop. The status after."""
+    row = _row(connection, run_id)
+    status = RunStatus(row["status"])
+    if status in PENDING_STATUSES:
+        connection.execute(sa.update(runs).where(runs.c.id == run_id, runs.c.status == status.value)
+                           .values(_finish_values(RunStatus.CANCELED, now)))
+        _note(connection, run_id, now, RunStatus.CANCELED.value, f"canceled by {actor} before it started")
+        return RunStatus.CANCELED
+    if status is RunStatus.RUNNING:
+        if not row["cancel_requested"]:
+            connection.execute(sa.update(runs).where(runs.c.id == run_id).values(cancel_requested=True))
+            _note(connection, run_id, now, "cancel_requested", f"by {actor}; the worker stops the run")
+        return RunStatus.RUNNING
+    raise ConflictError(f"run {run_id} is already {status.value}")
+
+
+def decide(
+    connection: sa.Connection, run_id: str, actor: str, approve: bool, limits: Limits, now: datetime,
+    reason: str = "",
+) -> RunStatus:
+    """Approve (-> queued, if the limits allow it now) or reject a run awaiting approval."""
+    row = _row(connection, run_id)
+    if row["status"] != RunStatus.AWAITING_APPROVAL.value:
+        raise ConflictError(f"run {run_id} is {row['status']}, not awaiting approval")
+    if approve:
+        blocked = limit_reason(connection, run_record(row), limits, now, exclude=run_id)
+        if blocked is not None:
+            raise ConflictError(f"run {run_id} cannot start now: {blocked}; it still awaits approval")
+        values: dict[str, Any] = {"status": RunStatus.QUEUED.value, "decided_by": actor}
+        status, detail = RunStatus.QUEUED, f"approved by {actor}" + (f": {reason}" if reason else "")
+    else:
+        values = {**_finish_values(RunStatus.REJECTED, now), "decided_by": actor, "verdict": "rejected",
+                  "reason": f"rejected by {actor}" + (f": {reason}" if reason else "")}
+        status, detail = RunStatus.REJECTED, values["reason"]
+    done = connection.execute(sa.update(runs).where(
+        runs.c.id == run_id, runs.c.status == RunStatus.AWAITING_APPROVAL.value).values(values))
+    if done.rowcount != 1:
+        raise ConflictError(f"run {run_id} changed while deciding; look again")
+    _note(connection, run_id, now, "approved" if approve else "rejected", detail)
+    if approve:
+        _note(connection, run_id, now, RunStatus.QUEUED.value, "waiting for a worker")
+    return status
+
+
+def cancel_for_alert(connection: sa.Connection, fingerprint: str, now: datetime) -> list[str]:
+    """A resolved alert: cancel its runs that have not started; note it on running ones."""
+    rows = connection.execute(
+        sa.select(runs.c.id, runs.c.status).where(runs.c.fingerprint == fingerprint,
+                                                   runs.c.status.in_([*_PENDING, RunStatus.RUNNING.value]))
+    ).all()
+    canceled = []
+    for row in rows:
+        if row.status == RunStatus.RUNNING.value:
+            _note(connection, row.id, now, "alert_resolved", "the alert resolved while the run was running")
+            continue
+        connection.execute(sa.update(runs).where(runs.c.id == row.id, runs.c.status == row.status)
+                           .values(_finish_values(RunStatus.CANCELED, now)))
+        _note(connection, row.id, now, RunStatus.CANCELED.value, "the alert resolved before the run started")
+        canceled.append(row.id)
+    return canceled
+
+
+def queue_depth(connection: sa.Connection) -> dict[str, int]:
+    """How many runs wait: queued, and awaiting approval."""
+    rows = connection.execute(sa.select(runs.c.status, sa.func.count()).where(runs.c.status.in_(_PENDING))
+                              .group_by(runs.c.status)).all()
+    counts = {s: 0 for s in _PENDING}
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def status_counts(connection: sa.Connection) -> list[tuple[str, str, int]]:
+    """(runbook, status, runs) for every pair present."""
+    rows = connection.execute(sa.select(runs.c.runbook, runs.c.status, sa.func.count())
+                              .group_by(runs.c.runbook, runs.c.status)).all()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

@@ -1,0 +1,229 @@
+"""The operator API: runbooks, runs, manual runs, approvals, cancels and reload.
+
+Every endpoint needs a bearer token from ``RUNBOOK_TOKENS_FILE`` (see runner.web.tokens).
+Viewers read; operators act on the runbooks of their teams; admins act on all and reload.
+A forbidden manual run is recorded as a rejected run, so the attempt is on the record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
+
+from runner import actions
+from runner.dispatch import rejected
+from runner.durations import parse_duration, parse_time
+from runner.errors import ForbiddenError
+from runner.models import Runbook
+from runner.records import Trigger, record_as_data
+from runner.runs import Request, candidate, prepare, runbook_named
+from runner.store.queue import Candidate
+from runner.web import runtime
+from runner.web.auth import AuthError
+from runner.web.tokens import LOCAL_ADMIN, Identity, Role
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_LIMIT = 500
+
+
+def identity() -> Identity:
+    """Who is calling, from the bearer token; 401 without a valid one."""
+    state = runtime()
+    tokens = state.config.tokens
+    if tokens is None:
+        if state.auth.insecure and not state.auth.configured:
+            return LOCAL_ADMIN
+        raise Unauthorized("the operator API is off: set RUNBOOK_TOKENS_FILE", www_authenticate=None)
+    try:
+        return tokens.identify(request.headers)
+    except AuthError as e:
+        raise Unauthorized(str(e), www_authenticate=None) from None
+
+
+def _may_act(who: Identity, runbook: Runbook, action: str) -> None:
+    if not who.acts_for(runbook.owner):
+        teams = ", ".join(sorted(who.teams)) or "no team"
+        raise ForbiddenError(f"{who.name} ({who.role.value}; {teams}) may not {action} runbook "
+                             f"{runbook.name}: it is owned by team {runbook.owner}")
+
+
+def _body() -> dict[str, Any]:
+    """The JSON object in the request body ({} when there is none)."""
+    from runner.web.intake import _decode
+
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        return {}
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(f"send Content-Type: application/json, not {request.mimetype or 'none'}")
+    data = _decode(raw)
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    value = body.get(name, default)
+    if (value is not None and not isinstance(value, kind)) or (kind is not bool and isinstance(value, bool)):
+        raise BadRequest(f"{name}: expected {kind.__name__}")
+    return value
+
+
+def _runbook_data(runbook: Runbook, full: bool = False) -> dict[str, Any]:
+    a = runbook.authority
+    data: dict[str, Any] = {
+        "name": runbook.name, "title": runbook.title, "owner": runbook.owner,
+        "severity": runbook.severity.value, "environments": list(a.environments),
+        "approval": a.approval.value, "idempotent": runbook.idempotent,
+        "alertnames": sorted({s.alertname for s in runbook.selectors}),
+    }
+    if full:
+        data["params"] = [{"name": p.name, "type": p.type, "required": p.required, "secret": p.secret,
+                           "default": None if p.secret else p.default, "description": p.description}
+                          for p in runbook.params.values()]
+        rate = a.max_runs
+        data["authority"] = {
+            "max_hosts": a.max_hosts, "concurrency": a.concurrency, "timeout": a.timeout.total_seconds(),
+            "cooldown": a.cooldown.total_seconds() if a.cooldown else None,
+            "max_runs": {"count": rate.count, "per": rate.per.total_seconds()} if rate else None,
+        }
+        data["steps"] = [step.name for step in runbook.steps]
+        data["verify"] = [step.name for step in runbook.verify]
+    return data
+
+
+@blueprint.get("/runbooks")
+def list_runbooks() -> ResponseReturnValue:
+    """Every runbook of the active catalog."""
+    identity()
+    active = runtime().holder.active
+    runbooks = [_runbook_data(rb) for _, rb in sorted(active.catalog.runbooks.items())]
+    return jsonify(revision=active.revision.commit, runbooks=runbooks)
+
+
+@blueprint.get("/runbooks/<name>")
+def show_runbook(name: str) -> ResponseReturnValue:
+    """One runbook: params, authority, steps."""
+    identity()
+    return jsonify(_runbook_data(runbook_named(runtime().holder.active.catalog, name), full=True))
+
+
+@blueprint.post("/runbooks/<name>/runs")
+def start_run(name: str) -> ResponseReturnValue:
+    """A manual run: ``{"params": {...}, "environment": "prod", "dry_run": false}``."""
+    who = identity()
+    state = runtime()
+    active = state.holder.active
+    runbook = runbook_named(active.catalog, name)
+    body = _body()
+    unknown = sorted(set(body) - {"params", "environment", "dry_run"})
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r} (params, environment, dry_run)")
+    params = _field(body, "params", dict, {})
+    environment = _field(body, "environment", str, None)
+    dry_run = _field(body, "dry_run", bool, False)
+    trigger = Trigger("manual", who.name)
+    try:
+        _may_act(who, runbook, "run")
+    except ForbiddenError as e:  # on the record: who tried what
+        attempt = rejected(runbook, trigger, f"forbidden: {e}", active.revision, datetime.now(UTC))
+        record = state.store.enqueue(Candidate(attempt))
+        state.metrics.run_created(record)
+        raise
+    request_ = Request(name, trigger, params=params, environment=environment, dry_run=dry_run)
+    prepared = prepare(active.catalog, request_, revision=active.revision)
+    record = state.store.enqueue(candidate(active.catalog, prepared))
+    state.metrics.run_created(record)
+    return jsonify(record_as_data(record)), 201, {"Location": f"/api/v1/runs/{record.id}"}
+
+
+@blueprint.get("/runs")
+def list_runs() -> ResponseReturnValue:
+    """Runs newest first: ``?runbook=&status=a,b&since=1h|RFC3339&limit=50``."""
+    identity()
+    args = request.args
+    unknown = sorted(set(args) - {"runbook", "status", "since", "limit"})
+    if unknown:
+        raise BadRequest(f"unknown query parameter {unknown[0]!r} (runbook, status, since, limit)")
+    since = None
+    if args.get("since"):
+        text = args["since"]
+        try:
+            since = parse_time(text) if "T" in text.upper() else datetime.now(UTC) - parse_duration(text)
+        except ValueError as e:
+            raise BadRequest(f"since: {e}") from None
+    limit_text = args.get("limit", "50")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        raise BadRequest(f"limit: an integer from 1 to {MAX_LIMIT}")
+    status = [s for s in args.get("status", "").split(",") if s] or None
+    records = runtime().store.list_runs(runbook=args.get("runbook") or None, status=status, since=since,
+                                        limit=int(limit_text))
+    return jsonify(runs=[record_as_data(r) for r in records])
+
+
+@blueprint.get("/runs/<run_id>")
+def show_run(run_id: str) -> ResponseReturnValue:
+    """One run with its steps and timeline."""
+    identity()
+    return jsonify(record_as_data(actions.get_run(runtime().store, run_id)))
+
+
+def _act_on(run_id: str, action: str) -> tuple[Identity, Any]:
+    who = identity()
+    state = runtime()
+    record = actions.get_run(state.store, run_id)
+    runbook = state.holder.active.catalog.runbooks.get(record.runbook)
+    if runbook is not None:
+        _may_act(who, runbook, action)
+    elif who.role is not Role.ADMIN:
+        raise ForbiddenError(f"runbook {record.runbook} is not in the active catalog: only an admin may "
+                             f"{action} its runs")
+    return who, record
+
+
+def _decide(run_id: str, approve: bool) -> ResponseReturnValue:
+    who, record = _act_on(run_id, "approve runs of" if approve else "reject runs of")
+    reason = _field(_body(), "reason", str, "") or ""
+    state = runtime()
+    after = actions.decide(state.store, state.holder.active.catalog, record.id, who.name, approve=approve,
+                           reason=reason)
+    if not approve:
+        state.metrics.rejected.labels("approval").inc()
+    return jsonify(record_as_data(after))
+
+
+@blueprint.post("/runs/<run_id>/approve")
+def approve(run_id: str) -> ResponseReturnValue:
+    """Approve a run awaiting approval (owner team or admin; not the person who asked for it)."""
+    return _decide(run_id, True)
+
+
+@blueprint.post("/runs/<run_id>/reject")
+def reject(run_id: str) -> ResponseReturnValue:
+    """Reject a run awaiting approval, with an optional ``{"reason": ...}``."""
+    return _decide(run_id, False)
+
+
+@blueprint.post("/runs/<run_id>/cancel")
+def cancel(run_id: str) -> ResponseReturnValue:
+    """Cancel a run not started yet, or ask the worker of a running one to stop it."""
+    who, record = _act_on(run_id, "cancel runs of")
+    return jsonify(record_as_data(actions.cancel(runtime().store, record.id, who.name))), 202
+
+
+@blueprint.post("/reload")
+def reload() -> ResponseReturnValue:
+    """Reload the catalog from its checkout (admin); a revision that fails validation is refused."""
+    who = identity()
+    if who.role is not Role.ADMIN:
+        raise Forbidden(f"{who.name} is not an admin: only admins reload the catalog")
+    result = runtime().holder.reload()
+    active = result.active
+    body = {"ok": result.ok, "error": result.error, "changed": result.changed,
+            "revision": active.revision.commit if active else None,
+            "runbooks": len(active.catalog.runbooks) if active else 0}
+    return jsonify(body), 200 if result.ok else 422

@@ -1,0 +1,134 @@
+"""Operator identities: bearer tokens from the file ``RUNBOOK_TOKENS_FILE`` names.
+
+The file keeps only the SHA-256 of each token, never the token::
+
+    tokens:
+      - name: alice                 # the identity recorded on runs, approvals, cancels
+        sha256: 9f86d08...          # hex SHA-256 of the token (runbook token new prints both)
+        role: operator              # viewer | operator | admin
+        teams: [storage]            # the owners.yaml teams alice acts for
+
+A viewer reads; an operator also runs, approves and cancels the runbooks of their teams; an
+admin may do all of it for every runbook, and reload the catalog. Tokens are compared in
+constant time against every entry, so the answer takes as long for a near miss as a far one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from runner.errors import RunbookError, YamlError
+from runner.web.auth import AuthError, Headers
+from runner.yamlsource import read
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+
+
+class Role(StrEnum):
+    """What an identity may do, weakest first."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who made a request."""
+
+    name: str
+    role: Role
+    teams: frozenset[str] = frozenset()
+
+    def acts_for(self, team: str) -> bool:
+        """True when this identity may act on runbooks owned by *team*."""
+        return self.role is Role.ADMIN or (self.role is Role.OPERATOR and team in self.teams)
+
+
+LOCAL_ADMIN = Identity("local", Role.ADMIN)  # --insecure-local without a tokens file
+
+
+def hash_token(token: str) -> str:
+    """The hex SHA-256 the tokens file keeps for *token*."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits)."""
+    return "rbk_" + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The identities of a tokens file."""
+
+    entries: tuple[tuple[bytes, Identity], ...]
+
+    @classmethod
+    def load(cls, file: Path) -> Tokens:
+        """Read *file*; YamlError names the file and line of the first problem."""
+        doc = read(file)
+
+        def bad(path: tuple[str | int, ...], message: str) -> YamlError:
+            return YamlError(file, doc.line(path), message)
+
+        data = doc.data
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+            raise bad((), "expected a mapping with a list under 'tokens'")
+        entries, names = [], set()
+        for i, entry in enumerate(data["tokens"]):
+            where: tuple[str | int, ...] = ("tokens", i)
+            if not isinstance(entry, dict):
+                raise bad(where, "each token is a mapping with name, sha256, role and teams")
+            unknown = sorted(set(entry) - {"name", "sha256", "role", "teams"})
+            if unknown:
+                raise bad((*where, unknown[0]), f"unknown key {unknown[0]!r} (name, sha256, role, teams)")
+            name, digest, role = entry.get("name"), entry.get("sha256"), entry.get("role")
+            teams = entry.get("teams", [])
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise bad((*where, "name"), "name: letters, digits and ._@- (at most 128)")
+            if name in names:
+                raise bad((*where, "name"), f"name {name!r} appears twice")
+            if not isinstance(digest, str) or not _HEX64.match(digest):
+                raise bad((*where, "sha256"), "sha256: the token's hex SHA-256 (64 lowercase hex digits), "
+                          "never the token itself")
+            if role not in {r.value for r in Role}:
+                raise bad((*where, "role"), f"role: one of {', '.join(r.value for r in Role)}")
+            if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
+                raise bad((*where, "teams"), "teams: a list of team names")
+            names.add(name)
+            entries.append((bytes.fromhex(digest), Identity(name, Role(role), frozenset(teams))))
+        return cls(tuple(entries))
+
+    def identify(self, headers: Headers) -> Identity:
+        """The identity of the request's bearer token, or AuthError."""
+        scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("missing credentials: send Authorization: Bearer <token>")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        found = None
+        for known, identity in self.entries:  # no early exit: every request compares with all
+            if hmac.compare_digest(digest, known):
+                found = identity
+        if found is None:
+            raise AuthError("invalid bearer token")
+        return found
+
+
+def load_tokens(file: Path | None) -> Tokens | None:
+    """The tokens of *file*, or None when no file is configured."""
+    if file is None:
+        return None
+    try:
+        return Tokens.load(file)
+    except YamlError:
+        raise
+    except RunbookError as e:
+        raise RunbookError(f"{file}: {e}") from e

@@ -1,0 +1,191 @@
+"""Workers: claim queued runs from the store and execute them, under a lease.
+
+A worker thread loops: recover runs abandoned by dead workers, claim the oldest queued run
+(compare-and-set, SKIP LOCKED on PostgreSQL), execute it with the active catalog, record
+every step. One heartbeat per pool renews the lease of every run it holds and relays
+cancel requests. ``stop()`` stops claiming; running runs get a grace period, then are
+stopped and recorded ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from runner.errors import RunbookError, StoreError
+from runner.records import RunRecord, RunStatus
+from runner.runs import Heartbeat, carry_out, new_lease, stored_prepared, worker_id
+from runner.service import Loaded
+from runner.store import Store
+
+log = logging.getLogger("runner.worker")
+POLL_INTERVAL = 0.2  # seconds between claims while the queue is empty
+RECOVER_INTERVAL = 5.0  # seconds between sweeps for runs of dead workers
+DEFAULT_GRACE = 30.0  # seconds running runs get to finish on shutdown
+
+
+def _local_gone(worker: str) -> bool:
+    """True when *worker* ran on this host in a process that no longer exists."""
+    _, _, rest = worker.partition("@")
+    host, _, pid_text = rest.partition(":")
+    pid = pid_text.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass
+class Finished:
+    """What the pool has done, for tests and logs."""
+
+    runs: list[RunRecord] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, record: RunRecord) -> None:
+        """Note a finished run."""
+        with self.lock:
+            self.runs.append(record)
+
+
+class WorkerPool:
+    """*size* worker threads over one store, executing with whatever catalog is active."""
+
+    def __init__(
+        self,
+        store: Store,
+        active: Callable[[], Loaded],
+        *,
+        size: int = 1,
+        grace: float = DEFAULT_GRACE,
+        poll: float = POLL_INTERVAL,
+        on_finish: Callable[[RunRecord], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.active = active
+        self.size = size
+        self.grace = grace
+        self.poll = poll
+        self.on_finish = on_finish
+        self.name = worker_id()
+        self.heartbeat = Heartbeat(store, new_lease(self.name))
+        self.finished = Finished()
+        self._stopping = threading.Event()  # stop claiming
+        self._shutdown = threading.Event()  # grace ended: stop running runs as interrupted
+        self._cancels: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._last_sweep = 0.0
+
+    def start(self) -> WorkerPool:
+        """Recover what dead workers left, then start the threads."""
+        self.recover()
+        self.heartbeat.start()
+        for i in range(self.size):
+            thread = threading.Thread(target=self._loop, name=f"worker-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("%d worker(s) started as %s", self.size, self.name)
+        return self
+
+    def recover(self) -> None:
+        """Record ``interrupted`` (or queue again, if idempotent) the runs of dead workers."""
+        self._last_sweep = time.monotonic()
+        try:
+            catalog = self.active().catalog
+            done = self.store.recover(
+                idempotent=lambda name: name in catalog.runbooks and catalog.runbooks[name].idempotent,
+                gone=_local_gone)
+        except RunbookError as e:  # the store is away, or no catalog is loaded yet
+            log.warning("cannot recover abandoned runs: %s", e)
+            return
+        for run_id, status in done:
+            log.warning("run %s of a dead worker recorded %s", run_id, status.value)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; let running runs finish within *grace* seconds, then interrupt them."""
+        self._stopping.set()
+        deadline = time.monotonic() + (self.grace if grace is None else grace)
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            log.warning("grace period over: interrupting the runs still executing")
+            self._shutdown.set()
+            with self._lock:
+                for event in self._cancels.values():
+                    event.set()
+            for thread in self._threads:
+                thread.join(timeout=30)
+        self.heartbeat.stop()
+
+    @property
+    def busy(self) -> int:
+        """Runs executing now."""
+        with self._lock:
+            return len(self._cancels)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            if time.monotonic() - self._last_sweep > RECOVER_INTERVAL:
+                self.recover()
+            try:
+                worked = self.run_one()
+            except Exception:  # a worker thread must survive any one run
+                log.exception("worker error")
+                worked = False
+            if not worked:
+                self._stopping.wait(self.poll)
+
+    def run_one(self) -> bool:
+        """Claim and execute one queued run; False when none waits (or the store is away)."""
+        lease = new_lease(self.name)
+        try:
+            claimed = self.store.claim(lease)
+        except StoreError as e:
+            log.warning("cannot claim: %s", e)
+            return False
+        if claimed is None:
+            return False
+        run_id, inputs = claimed
+        cancel = threading.Event()
+        with self._lock:
+            self._cancels[run_id] = cancel
+        try:
+            self._execute(run_id, inputs, cancel)
+        finally:
+            with self._lock:
+                self._cancels.pop(run_id, None)
+        return True
+
+    def _execute(self, run_id: str, inputs: dict[str, object], cancel: threading.Event) -> None:
+        record = self.store.get_run(run_id)
+        assert record is not None
+        try:
+            active = self.active()
+            prepared = stored_prepared(active.catalog, record, inputs)
+        except RunbookError as e:
+            self.store.set_status(run_id, RunStatus.FAILED, detail=str(e))
+            log.error("run %s failed before it started: %s", run_id, e)
+            return
+        if active.revision != record.revision:  # reloaded between enqueue and claim: say what ran
+            self.store.set_revision(run_id, active.revision)
+        started = datetime.now(UTC)
+        log.info("run %s (%s on %s) started", run_id, record.runbook, ", ".join(record.hosts))
+        final = carry_out(self.store, prepared, cancel=cancel, shutdown=self._shutdown,
+                          heartbeat=self.heartbeat)
+        log.info("run %s ended %s after %.1fs", run_id, final.status.value,
+                 (datetime.now(UTC) - started).total_seconds())
+        self.finished.add(final)
+        if self.on_finish is not None:
+            self.on_finish(final)
