@@ -337,7 +337,7 @@ def execute(
     work_dir: Path | None = None,
 ) -> Outcome:
     """Run *plan* to the end (or its timeout, or *cancel*); never leaves a process or a file behind."""
-    marker = uuid.uuid4().hex
+    marker = plan.run_id  # a worker recovering the run after a crash finds its orphans by it
     stop = cancel if cancel is not None else threading.Event()
     data_dir = Path(tempfile.mkdtemp(prefix=f"runbook-{plan.run_id[:12]}-", dir=work_dir))
     try:

@@ -195,7 +195,8 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop the thread."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def beat(self) -> None:
         """Renew once, now."""

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from runner import reaper
 from runner.errors import RunbookError, StoreError
+from runner.executor import MARKER_VAR
 from runner.records import RunRecord, RunStatus
 from runner.runs import Heartbeat, carry_out, new_lease, stored_prepared, worker_id
 from runner.service import Loaded
@@ -111,15 +113,20 @@ class WorkerPool:
             log.warning("cannot recover abandoned runs: %s", e)
             return
         for run_id, status in done:
-            log.warning("run %s of a dead worker recorded %s", run_id, status.value)
+            # Its ansible processes may outlive the dead worker on this host: stop them first.
+            killed = reaper.reap(MARKER_VAR, run_id)
+            log.warning("run %s of a dead worker recorded %s (%d orphan process(es) killed)", run_id,
+                        status.value, killed)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop claiming; let running runs finish within *grace* seconds, then interrupt them."""
         self._stopping.set()
-        deadline = time.monotonic() + (self.grace if grace is None else grace)
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        if any(t.is_alive() for t in self._threads):
+        deadline = time.monotonic() + max(self.grace if grace is None else grace, self.poll + 0.5)
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for thread in self._threads:  # idle threads leave within one poll interval
+            thread.join(timeout=max(0.0, deadline - time.monotonic()) if not self.busy else 0)
+        if self.busy:
             log.warning("grace period over: interrupting the runs still executing")
             self._shutdown.set()
             with self._lock:

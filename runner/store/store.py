@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from runner.errors import StoreError
 from runner.intake.batch import Batch
-from runner.records import GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry
+from runner.records import FINAL_STATUSES, GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry
 from runner.store import migrate, queue
 from runner.store.engine import WRITE_OPTION, create_engine, parse_url, safe_url, scrub
 from runner.store.queue import Candidate, Lease, Limits
@@ -30,6 +30,7 @@ _SHOWN_MATCHES = 5  # ids named in an "ambiguous prefix" error
 
 _STEP_KEY = ("run_id", "idx", "host")
 _STATUS_VALUES = [status.value for status in RunStatus]
+_FINAL_VALUES = [status.value for status in FINAL_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,12 @@ class Store:
 
     def set_status(
         self, run_id: str, status: RunStatus, *, detail: str = "", at: datetime | None = None
-    ) -> None:
-        """Move a run to *status*, stamping started/finished times once, and note it on the timeline."""
+    ) -> bool:
+        """Move a run to *status*, stamping started/finished times once, and note it on the timeline.
+
+        A run already in a final state stays there (a worker that lost its lease must not
+        overwrite ``interrupted``): then nothing changes and the answer is False.
+        """
         at = at or datetime.now(UTC)
         values: dict[str, Any] = {"status": status.value}
         if status is RunStatus.RUNNING:
@@ -108,11 +113,15 @@ class Store:
             values["inputs"] = None  # the params a worker needed, secrets included, go with the run
             values["lease_until"] = None
         with self._write(f"cannot set the status of run {run_id}") as connection:
-            result = connection.execute(sa.update(runs).where(runs.c.id == run_id).values(values))
+            open_run = (runs.c.id == run_id, runs.c.status.not_in(_FINAL_VALUES))
+            result = connection.execute(sa.update(runs).where(*open_run).values(values))
             if result.rowcount != 1:
-                raise StoreError(f"no run {run_id}")
+                if connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+                    raise StoreError(f"no run {run_id}")
+                return False
             entry = TimelineEntry(at=at, event=status.value, detail=detail)
             connection.execute(sa.insert(run_timeline).values(timeline_row(run_id, entry)))
+            return True
 
     def save_step(self, run_id: str, step: StepRecord) -> None:
         """Insert the step, or update it when the run already has one at this index and host."""

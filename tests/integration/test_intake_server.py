@@ -30,8 +30,9 @@ class Server:
     """A waitress server in a thread, on an ephemeral loopback port."""
 
     def __init__(self, config: AppConfig) -> None:
+        self.app = create_app(config)
         self.server = waitress.create_server(
-            create_app(config), host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.1
+            self.app, host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.1
         )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -189,7 +190,8 @@ def test_health_and_readiness(server) -> None:  # type: ignore[no-untyped-def]
     srv, _ = server
     assert srv.get("/healthz")[:2] == (200, {"status": "ok"})
     status, ready, _ = srv.get("/readyz")
-    assert status == 200 and ready["status"] == "ready" and ready["checks"] == {"store": "ok", "runbooks": "ok"}
+    assert status == 200 and ready["status"] == "ready"
+    assert ready["checks"] == {"store": "ok", "runbooks": "ok"}
     assert ready["catalog"]["runbooks"] == 4 and ready["catalog"]["last_reload_error"] is None
     assert srv.get("/nope")[0] == 404
 
