@@ -95,3 +95,40 @@ def test_quick_run_latency_benchmark_prints_its_figures() -> None:
             rf"^\| {re.escape(measure)}, run 1 -> 10 \| {NUM} MiB -> {NUM} MiB \([+]?{NUM}%\)", out, re.M
         ), out
     assert re.search(r"^Machine: nproc [0-9]+, Python 3\.", out, re.M), out
+
+
+def test_quick_intake_benchmark_prints_its_figures() -> None:
+    out = quick("intake.py")
+    assert re.search(r"^  server pid [0-9]+ answered after ", out, re.M), out
+    for n in ("1 sender", "8 senders", "32 senders"):
+        for what in ("hello", "intake"):
+            assert re.search(
+                rf"^  {n}: {what} {NUMBER} req/s, p50 {NUMBER} ms, p99 {NUMBER} ms \(CPU server ", out, re.M
+            ), out
+        assert re.search(rf"^  {n}: ratio intake/hello x{NUMBER} \(target >= x0\.50\)$", out, re.M), out
+    # the storm: every copy accepted, and what the store kept, as numbers
+    assert re.search(rf"^  200 accepted in {NUMBER} s: {NUMBER} req/s, p50 {NUMBER} ms, p99 ", out, re.M), out
+    assert re.search(
+        rf"^  store: 200 alerts stored \(200 of fingerprint [0-9a-f]{{16}}\), {NUMBER} marked repeats, "
+        r"[0-9]+ run\(s\) of disk-full-cleanup created$",
+        out,
+        re.M,
+    ), out
+    # the README table, a number in every figure
+    assert "| Senders | GET /bench/hello (baseline, same server) | POST alertmanager intake |" in out
+    for n in ("1", "8", "32"):
+        assert re.search(
+            rf"^\| {n} \| {NUMBER} req/s, p50 {NUMBER} ms, p99 {NUMBER} ms \| {NUMBER} req/s, .* "
+            rf"\| x{NUMBER} \|",
+            out,
+            re.M,
+        ), out
+    assert re.search(r"^\| 32, storm of 200 copies \| .* exactly 1 run: (PASS|MISS) \|$", out, re.M), out
+    assert re.search(r"^Machine: nproc [0-9]+, Python 3\.", out, re.M), out
+    # targets are notes, PASS or MISS, never failures
+    for note in (
+        r"intake at 32 senders is [0-9]+% of the hello rate \(target >= 50%\)",
+        rf"intake p99 at 32 senders is {NUMBER} ms \(target < 50 ms\)",
+        r"the storm of 200 copies made [0-9]+ run\(s\) of disk-full-cleanup \(target exactly 1\)",
+    ):
+        assert re.search(rf"^(PASS|MISS): {note}$", out, re.M), out
