@@ -32,6 +32,7 @@ test: install
 bench: install
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/run_latency.py
+	$(BIN)/python bench/intake.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
