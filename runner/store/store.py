@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -29,6 +29,12 @@ MIN_PREFIX = 6  # characters of a run id that may stand for the whole id, as wit
 _SHOWN_MATCHES = 5  # ids named in an "ambiguous prefix" error
 
 _STEP_KEY = ("run_id", "idx", "host")
+# Built once: SQLAlchemy then reuses their compiled form (intake runs them for every alert).
+_LAST_RECEIPT = (
+    sa.select(alerts.c.id, alerts.c.status, alerts.c.received_at, alerts.c.repeat_of)
+    .where(alerts.c.fingerprint == sa.bindparam("fingerprint")).order_by(alerts.c.id.desc()).limit(1)
+)
+_INSERT_ALERT = sa.insert(alerts).returning(alerts.c.id)
 _STATUS_VALUES = [status.value for status in RunStatus]
 _FINAL_VALUES = [status.value for status in FINAL_STATUSES]
 
@@ -59,6 +65,10 @@ class Store:
         self._writer = self._engine.execution_options(**{WRITE_OPTION: True})
         self._ready = False
         self._ready_lock = threading.Lock()
+        # SQLite has one writer at a time. Queue this process's writers on a lock, which hands
+        # over at once, rather than on SQLite's busy handler, which sleeps up to 100 ms per retry.
+        sqlite_file = self._url.get_backend_name() == "sqlite"
+        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite_file else nullcontext()
 
     def __repr__(self) -> str:
         return f"Store({self.display_url!r})"
@@ -214,20 +224,17 @@ class Store:
             queue.lock(connection, keys)
             for i, alert in enumerate(batch.alerts):
                 fingerprint = alert.fingerprint or ""
-                previous = connection.execute(
-                    sa.select(alerts.c.id, alerts.c.status, alerts.c.received_at, alerts.c.repeat_of)
-                    .where(alerts.c.fingerprint == fingerprint).order_by(alerts.c.id.desc()).limit(1)
-                ).mappings().first()
+                previous = connection.execute(_LAST_RECEIPT, {"fingerprint": fingerprint}).mappings().first()
                 repeat_of = None
                 if previous and previous["status"] == alert.status and at - previous["received_at"] <= window:
                     repeat_of = previous["repeat_of"] or previous["id"]
                 raw = {"envelope": envelope, "alert": raw_alerts[i] if i < len(raw_alerts) else None}
-                new_id = int(connection.execute(sa.insert(alerts).values(
+                new_id = int(connection.execute(_INSERT_ALERT, dict(
                     received_at=at, source=batch.source, fingerprint=fingerprint, status=alert.status,
                     group_key=alert.group_key or batch.group_key, alertname=alert.alertname,
                     labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
                     ends_at=alert.ends_at, generator_url=alert.generator_url, repeat_of=repeat_of, raw=raw,
-                ).returning(alerts.c.id)).scalar_one())
+                )).scalar_one())
                 run: RunRecord | None = None
                 canceled: tuple[str, ...] = ()
                 candidate = candidates[i] if i < len(candidates) else None
@@ -342,7 +349,7 @@ class Store:
         """A connection in a write transaction, committed when the block ends without error."""
         with self._errors(action):
             self._ensure_ready()
-            with self._writer.begin() as connection:
+            with self._write_lock, self._writer.begin() as connection:
                 yield connection
 
     @contextmanager
