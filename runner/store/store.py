@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -69,6 +69,7 @@ class Store:
         # over at once, rather than on SQLite's busy handler, which sleeps up to 100 ms per retry.
         sqlite_file = self._url.get_backend_name() == "sqlite"
         self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite_file else nullcontext()
+        self._group = _GroupCommit(self._commit_receipts)
 
     def __repr__(self) -> str:
         return f"Store({self.display_url!r})"
@@ -206,46 +207,44 @@ class Store:
         received_at: datetime | None = None,
         window: timedelta = DEDUP_WINDOW,
     ) -> list[StoredAlert]:
-        """Store every alert of *batch* durably and act on it, all in one transaction.
+        """Store every alert of *batch* durably and act on it, in one transaction.
 
         An alert repeats an earlier one when the last receipt of the same fingerprint had the
         same status and came within *window*: the sender re-notifying, not a new problem. A new
         firing alert enqueues its candidate run (``candidates[i]`` for ``batch.alerts[i]``),
         under the runbook's history limits; a new resolved alert cancels its runs not started.
+
+        Calls from concurrent threads share a transaction (group commit): one commit, one
+        fsync, for every batch waiting at that moment; each returns only after that commit.
         """
-        at = received_at or datetime.now(UTC)
-        envelope = {k: v for k, v in batch.raw.items() if k != "alerts"}
-        listed = batch.raw.get("alerts")
-        raw_alerts: list[Any] = listed if isinstance(listed, list) else [batch.raw]
-        stored = []
-        keys = [queue.fingerprint_key(a.fingerprint or "") for a in batch.alerts]
-        keys += [queue.runbook_key(c.record.runbook) for c in candidates if c is not None]
-        with self._write(f"cannot store {len(batch.alerts)} alert(s) from {batch.source}") as connection:
+        receipt = _Receipt(batch, tuple(candidates), received_at or datetime.now(UTC), window)
+        self._group.submit(receipt)
+        return receipt.result
+
+    def _commit_receipts(self, group: list[_Receipt]) -> None:
+        """Store *group* in one transaction; if that fails, each alone (one bad batch fails alone)."""
+        try:
+            self._store_receipts(group)
+        except StoreError as e:
+            if len(group) == 1:
+                group[0].error = e
+                return
+            for receipt in group:
+                try:
+                    self._store_receipts([receipt])
+                except StoreError as alone:
+                    receipt.error = alone
+
+    def _store_receipts(self, group: list[_Receipt]) -> None:
+        keys = [queue.fingerprint_key(a.fingerprint or "") for r in group for a in r.batch.alerts]
+        keys += [queue.runbook_key(c.record.runbook) for r in group for c in r.candidates if c is not None]
+        n = sum(len(r.batch.alerts) for r in group)
+        sources = ", ".join(sorted({r.batch.source for r in group}))
+        with self._write(f"cannot store {n} alert(s) from {sources}") as connection:
             queue.lock(connection, keys)
-            for i, alert in enumerate(batch.alerts):
-                fingerprint = alert.fingerprint or ""
-                previous = connection.execute(_LAST_RECEIPT, {"fingerprint": fingerprint}).mappings().first()
-                repeat_of = None
-                if previous and previous["status"] == alert.status and at - previous["received_at"] <= window:
-                    repeat_of = previous["repeat_of"] or previous["id"]
-                raw = {"envelope": envelope, "alert": raw_alerts[i] if i < len(raw_alerts) else None}
-                new_id = int(connection.execute(_INSERT_ALERT, dict(
-                    received_at=at, source=batch.source, fingerprint=fingerprint, status=alert.status,
-                    group_key=alert.group_key or batch.group_key, alertname=alert.alertname,
-                    labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
-                    ends_at=alert.ends_at, generator_url=alert.generator_url, repeat_of=repeat_of, raw=raw,
-                )).scalar_one())
-                run: RunRecord | None = None
-                canceled: tuple[str, ...] = ()
-                candidate = candidates[i] if i < len(candidates) else None
-                if repeat_of is None and alert.status == "resolved" and fingerprint:
-                    canceled = tuple(queue.cancel_for_alert(connection, fingerprint, at))
-                elif repeat_of is None and candidate is not None:
-                    candidate.record.alert_id = new_id
-                    candidate.record.fingerprint = fingerprint or None
-                    run = queue.enqueue(connection, candidate, at)
-                stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled))
-        return stored
+            results = [_record_receipt(connection, receipt) for receipt in group]
+        for receipt, result in zip(group, results, strict=True):  # only once committed
+            receipt.result = result
 
     def enqueue(
         self, candidate: Candidate, *, lease: Lease | None = None, now: datetime | None = None
@@ -362,6 +361,106 @@ class Store:
         except (SQLAlchemyError, CommandError, ImportError) as e:
             message = f"{action}: {_reason(e)} (database {self.display_url})"
             raise StoreError(scrub(message, self._url)) from e
+
+
+@dataclass
+class _Receipt:
+    """One call of record_alerts waiting for its group's commit."""
+
+    batch: Batch
+    candidates: tuple[Candidate | None, ...]
+    at: datetime
+    window: timedelta
+    result: list[StoredAlert] = field(default_factory=list)
+    error: StoreError | None = None
+    lead: bool = False
+    finished: bool = False
+    event: threading.Event = field(default_factory=threading.Event)
+
+
+class _GroupCommit:
+    """Leader/follower group commit: the first waiting caller commits for everyone waiting.
+
+    The leader takes every pending receipt (its own among them), commits them together, wakes
+    their callers, and hands the lead to the oldest receipt still pending, so that no caller
+    works for others longer than one commit.
+    """
+
+    MAX_GROUP = 64
+
+    def __init__(self, commit: Callable[[list[_Receipt]], None]) -> None:
+        self._commit = commit
+        self._pending: list[_Receipt] = []
+        self._lock = threading.Lock()
+        self._leading = False
+
+    def submit(self, receipt: _Receipt) -> None:
+        """Return once *receipt* is committed; raise its StoreError when it could not be."""
+        with self._lock:
+            self._pending.append(receipt)
+            if not self._leading:
+                self._leading = receipt.lead = True
+        while not receipt.finished:
+            if receipt.lead:
+                self._lead()
+            else:
+                receipt.event.wait()
+        if receipt.error is not None:
+            raise receipt.error
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._pending = self._pending[:self.MAX_GROUP], self._pending[self.MAX_GROUP:]
+        try:
+            self._commit(group)
+        except BaseException as e:  # never leave followers waiting forever
+            for receipt in group:
+                receipt.error = receipt.error or StoreError(f"alerts not stored: {type(e).__name__}")
+            raise
+        finally:
+            for receipt in group:
+                receipt.finished = True
+                receipt.event.set()
+            with self._lock:
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.lead = True
+                    successor.event.set()
+                else:
+                    self._leading = False
+
+
+def _record_receipt(connection: sa.Connection, receipt: _Receipt) -> list[StoredAlert]:
+    """Store the alerts of one receipt; enqueue or cancel runs (inside the caller's transaction)."""
+    batch, at, candidates = receipt.batch, receipt.at, receipt.candidates
+    envelope = {k: v for k, v in batch.raw.items() if k != "alerts"}
+    listed = batch.raw.get("alerts")
+    raw_alerts: list[Any] = listed if isinstance(listed, list) else [batch.raw]
+    stored = []
+    for i, alert in enumerate(batch.alerts):
+        fingerprint = alert.fingerprint or ""
+        previous = connection.execute(_LAST_RECEIPT, {"fingerprint": fingerprint}).mappings().first()
+        repeat_of = None
+        if previous and previous["status"] == alert.status and at - previous["received_at"] <= receipt.window:
+            repeat_of = previous["repeat_of"] or previous["id"]
+        raw = {"envelope": envelope, "alert": raw_alerts[i] if i < len(raw_alerts) else None}
+        new_id = int(connection.execute(_INSERT_ALERT, dict(
+            received_at=at, source=batch.source, fingerprint=fingerprint, status=alert.status,
+            group_key=alert.group_key or batch.group_key, alertname=alert.alertname,
+            labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
+            ends_at=alert.ends_at, generator_url=alert.generator_url, repeat_of=repeat_of, raw=raw,
+        )).scalar_one())
+        run: RunRecord | None = None
+        canceled: tuple[str, ...] = ()
+        candidate = candidates[i] if i < len(candidates) else None
+        if repeat_of is None and alert.status == "resolved" and fingerprint:
+            canceled = tuple(queue.cancel_for_alert(connection, fingerprint, at))
+        elif repeat_of is None and candidate is not None:
+            candidate.record.alert_id = new_id
+            candidate.record.fingerprint = fingerprint or None
+            run = queue.enqueue(connection, candidate, at)
+        stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled))
+    return stored
 
 
 def _reason(error: Exception) -> str:
