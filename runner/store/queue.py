@@ -237,7 +237,8 @@ def recover(
 
 
 def _row(connection: sa.Connection, run_id: str) -> sa.RowMapping:
-    row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+    """The run's row, locked until commit (PostgreSQL): a claim committing meanwhile is waited for."""
+    row = connection.execute(sa.select(runs).where(runs.c.id == run_id).with_for_update()).mappings().first()
     if row is None:
         raise NotFoundError(f"no run {run_id}")
     return row
@@ -248,8 +249,10 @@ def request_cancel(connection: sa.Connection, run_id: str, actor: str, now: date
     row = _row(connection, run_id)
     status = RunStatus(row["status"])
     if status in PENDING_STATUSES:
-        connection.execute(sa.update(runs).where(runs.c.id == run_id, runs.c.status == status.value)
-                           .values(_finish_values(RunStatus.CANCELED, now)))
+        done = connection.execute(sa.update(runs).where(runs.c.id == run_id, runs.c.status == status.value)
+                                  .values(_finish_values(RunStatus.CANCELED, now)))
+        if done.rowcount != 1:  # cannot happen with the row locked; never claim a cancel that did not happen
+            raise ConflictError(f"run {run_id} changed while canceling it; look again")
         _note(connection, run_id, now, RunStatus.CANCELED.value, f"canceled by {actor} before it started")
         return RunStatus.CANCELED
     if status is RunStatus.RUNNING:
@@ -293,14 +296,17 @@ def cancel_for_alert(connection: sa.Connection, fingerprint: str, now: datetime)
     rows = connection.execute(
         sa.select(runs.c.id, runs.c.status).where(runs.c.fingerprint == fingerprint,
                                                    runs.c.status.in_([*_PENDING, RunStatus.RUNNING.value]))
+        .with_for_update()  # a claim committing meanwhile is waited for, then seen as running
     ).all()
     canceled = []
     for row in rows:
         if row.status == RunStatus.RUNNING.value:
             _note(connection, row.id, now, "alert_resolved", "the alert resolved while the run was running")
             continue
-        connection.execute(sa.update(runs).where(runs.c.id == row.id, runs.c.status == row.status)
-                           .values(_finish_values(RunStatus.CANCELED, now)))
+        done = connection.execute(sa.update(runs).where(runs.c.id == row.id, runs.c.status == row.status)
+                                  .values(_finish_values(RunStatus.CANCELED, now)))
+        if done.rowcount != 1:
+            continue
         _note(connection, row.id, now, RunStatus.CANCELED.value, "the alert resolved before the run started")
         canceled.append(row.id)
     return canceled
