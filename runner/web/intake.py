@@ -2,8 +2,9 @@
 
 Order matters: content type, size (Flask's MAX_CONTENT_LENGTH), authentication, JSON, the
 source's format, then the alerts are committed to the store, and only then the 2xx. A store
-that cannot commit answers 503, which Alertmanager and Grafana retry; a malformed payload
-answers 400, which they do not (retrying would not make it valid).
+that cannot commit answers 503, which Alertmanager retries (Grafana sends the group again at
+its next group_interval); a malformed payload answers 400, which neither retries (retrying
+would not make it valid).
 """
 
 from __future__ import annotations
