@@ -193,3 +193,37 @@ def test_on_a_terminal_the_plan_is_confirmed_first(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_approve_reject_and_cancel_from_the_cli(cli, make_catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.test_service import TOUCH, runbook
+
+    root = make_catalog({"approve-me.yaml": runbook("approve-me", "payments-dev", "ApproveMe", TOUCH,
+                                                    approval="required")})
+    ask = ("--runbooks", str(root), "run", "approve-me", "-p", "host=web-1", "-p", f"dir={tmp_path}",
+           "--env", "staging", "-o", "json")
+    proc = cli(*ask)  # RUNBOOK_OPERATOR=carol asks
+    assert proc.returncode == 1, proc.stderr
+    run = json.loads(proc.stdout)
+    assert run["status"] == "awaiting_approval" and run["trigger"]["actor"] == "carol"
+
+    proc = cli("--runbooks", str(root), "approve", run["id"][:8])
+    assert proc.returncode == 2 and f"four eyes: carol requested run {run['id']}" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "runner", "--runbooks", str(root), "approve", run["id"],
+                           "--reason", "checked", "-o", "json"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "RUNBOOK_OPERATOR": "dave",
+                               "RUNBOOK_DB_URL": f"sqlite:///{tmp_path / 'state' / 'runs.db'}"}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    approved = json.loads(proc.stdout)
+    assert (approved["status"], approved["decided_by"]) == ("queued", "dave")
+    assert approved["timeline"][-2]["detail"] == "approved by dave: checked"
+
+    proc = cli("cancel", run["id"])
+    assert proc.returncode == 0 and proc.stdout.strip() == f"run {run['id']}: canceled"
+    proc = cli("cancel", run["id"])
+    assert proc.returncode == 1 and f"run {run['id']} is already canceled" in proc.stderr
+
+    other = json.loads(cli(*ask).stdout)
+    proc = cli("--runbooks", str(root), "reject", other["id"], "--reason", "freeze")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"run {other['id']}: rejected"
+    assert cli("approve", "0123456789ab").returncode == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -356,3 +357,30 @@ def test_a_bad_revision_is_refused_and_the_last_good_one_keeps_serving(
     run = service.finished(queued["id"])  # queued under the old revision, executed by the new one
     assert run["status"] == "succeeded" and run["revision"]["commit"] == fixed
     assert f"executing catalog revision {fixed}" in [e["detail"] for e in run["timeline"]]
+
+
+def test_exact_limits_under_100_concurrent_webhook_requests(service: Service, tmp_path: Path) -> None:
+    """100 different alerts for one runbook at once, over HTTP: exactly max_runs (2) runs."""
+    hosts = ["web-1", "web-2", "pay-1", "relay-1", "db-1"]
+    start = threading.Barrier(100)
+    answers: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        start.wait()
+        stored = service.alert("TouchMe", f"{hosts[i % 5]}:9100", tmp_path, fingerprint=f"fp-{i}")
+        with lock:
+            answers.append(stored)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(answers) == 100 and all(a["repeat_of"] is None for a in answers)
+    statuses = sorted(a["run"]["status"] for a in answers)
+    assert statuses == ["queued"] * 2 + ["rejected"] * 98
+    reasons = {a["run"]["reason"].split(":")[0] for a in answers if a["run"]["status"] == "rejected"}
+    assert reasons <= {"max_runs", "concurrency"} and "max_runs" in reasons
+    runs = service.store.list_runs(runbook="touch", limit=None)
+    assert len(runs) == 100 and sum(r.status.value == "queued" for r in runs) == 2
