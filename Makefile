@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make run    install into .venv; validate, test and list runbooks/; dry-run one runbook,
-#               recorded in the default SQLite store
+#               recorded in the default SQLite store; then serve, post an alert, follow its run
 #   make test   lint (ruff), type-check (mypy runner/) and run the test suite (pytest)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -23,6 +23,7 @@ run: install
 	$(BIN)/runbook db upgrade
 	$(BIN)/runbook run disk-full-cleanup --param host=web-1 --param log_dir=/tmp/runbook-runner-demo --env staging --dry-run --yes
 	$(BIN)/runbook runs --limit 5
+	RUNBOOK=$(BIN)/runbook bash docs/examples/alert-to-run.sh
 
 test: install
 	$(BIN)/ruff check runner tests bench
