@@ -84,6 +84,7 @@ class WorkerPool:
         self.heartbeat = Heartbeat(store, new_lease(self.name))
         self.finished = Finished()
         self._stopping = threading.Event()  # stop claiming
+        self._wake = threading.Event()  # a run was queued in this process: claim now, not at the next poll
         self._shutdown = threading.Event()  # grace ended: stop running runs as interrupted
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -118,9 +119,14 @@ class WorkerPool:
             log.warning("run %s of a dead worker recorded %s (%d orphan process(es) killed)", run_id,
                         status.value, killed)
 
+    def notify(self) -> None:
+        """A run was queued: an idle worker claims it now (others find it at their next poll)."""
+        self._wake.set()
+
     def stop(self, grace: float | None = None) -> None:
         """Stop claiming; let running runs finish within *grace* seconds, then interrupt them."""
         self._stopping.set()
+        self._wake.set()
         deadline = time.monotonic() + max(self.grace if grace is None else grace, self.poll + 0.5)
         while self.busy and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -152,7 +158,8 @@ class WorkerPool:
                 log.exception("worker error")
                 worked = False
             if not worked:
-                self._stopping.wait(self.poll)
+                self._wake.wait(self.poll)
+                self._wake.clear()
 
     def run_one(self) -> bool:
         """Claim and execute one queued run; False when none waits (or the store is away)."""

@@ -132,3 +132,47 @@ def test_quick_intake_benchmark_prints_its_figures() -> None:
         r"the storm of 200 copies made [0-9]+ run\(s\) of disk-full-cleanup \(target exactly 1\)",
     ):
         assert re.search(rf"^(PASS|MISS): {note}$", out, re.M), out
+
+
+def test_quick_alert_to_step_benchmark_prints_its_figures() -> None:
+    out = quick("alert_to_step.py")
+    assert re.search(r"^  server pid [0-9]+ ready after ", out, re.M), out
+    assert "  3 interleaved runs: one alert at a time" in out
+    for label in (
+        "received-to-created",
+        "received-to-claimed",
+        "received-to-first-step",
+        "received-to-finished",
+        "bare-to-first-task",
+        "bare-total",
+    ):
+        assert re.search(rf"^  {label}: median {NUM} ms, p90 {NUM} ms, min {NUM} ms$", out, re.M), out
+    assert re.search(
+        rf"^  first step: [+]?{NUM} ms \(median received-to-first-step - median bare-to-first-task\), "
+        rf"ratio x{NUM}$",
+        out,
+        re.M,
+    ), out
+    assert re.search(
+        rf"^  whole run: [+]?{NUM} ms \(median received-to-finished - median bare-total\), ratio x{NUM}$",
+        out,
+        re.M,
+    ), out
+    # the README table, a number in every figure
+    assert "## Alert to first step (bench/alert_to_step.py --quick)" in out
+    assert "| Measure | Median | p90 | Min |" in out
+    for measure in (
+        "alert received -> run created",
+        "alert received -> run claimed (started_at)",
+        "alert received -> first step started",
+        "alert received -> run finished",
+        "bare ansible-playbook start -> first TASK line (baseline)",
+        "bare ansible-playbook total (baseline)",
+    ):
+        assert re.search(rf"^\| {re.escape(measure)} \| {NUM} ms \| {NUM} ms \| {NUM} ms \|$", out, re.M), out
+    for measure in (
+        "Received -> first step vs bare start -> first TASK (medians)",
+        "Received -> finished vs bare total (medians)",
+    ):
+        assert re.search(rf"^\| {re.escape(measure)} \| [+]?{NUM} ms \(x{NUM}\) \|", out, re.M), out
+    assert re.search(r"^Machine: nproc [0-9]+, Python 3\.", out, re.M), out

@@ -120,9 +120,11 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
     store, holder = _open(runbooks_dir, db_url)
     app = create_app(AppConfig(store=store, auth=auth, catalog=holder, tokens=tokens))
     with app.app_context():
-        metrics = runtime().metrics
+        state = runtime()
     pool = WorkerPool(store, lambda: holder.active, size=workers, grace=grace,
-                      on_finish=metrics.run_finished) if workers else None
+                      on_finish=state.metrics.run_finished) if workers else None
+    if pool is not None:
+        state.on_queued.append(pool.notify)
     server = create_server(app, host=host, port=port, threads=threads, ident="runbook-runner")
     stop = threading.Event()
     _on_signals(stop, holder)

@@ -7,7 +7,8 @@ result. Every error leaves as JSON ``{"error": ..., "status": ...}`` through one
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,12 @@ class Runtime:
     config: AppConfig
     holder: CatalogHolder
     metrics: Any  # runner.web.metrics.Metrics (imported late: it needs prometheus-client)
+    on_queued: list[Callable[[], None]] = field(default_factory=list)  # e.g. wake this process's workers
+
+    def queued(self) -> None:
+        """Tell whoever listens that runs wait."""
+        for listener in self.on_queued:
+            listener()
 
     @property
     def store(self) -> Store:

@@ -19,7 +19,7 @@ from runner.dispatch import rejected
 from runner.durations import parse_duration, parse_time
 from runner.errors import ForbiddenError
 from runner.models import Runbook
-from runner.records import Trigger, record_as_data
+from runner.records import RunStatus, Trigger, record_as_data
 from runner.runs import Request, candidate, prepare, runbook_named
 from runner.store.queue import Candidate
 from runner.web import runtime
@@ -138,6 +138,8 @@ def start_run(name: str) -> ResponseReturnValue:
     prepared = prepare(active.catalog, request_, revision=active.revision)
     record = state.store.enqueue(candidate(active.catalog, prepared))
     state.metrics.run_created(record)
+    if record.status is RunStatus.QUEUED:
+        state.queued()
     return jsonify(record_as_data(record)), 201, {"Location": f"/api/v1/runs/{record.id}"}
 
 
@@ -193,6 +195,8 @@ def _decide(run_id: str, approve: bool) -> ResponseReturnValue:
                            reason=reason)
     if not approve:
         state.metrics.rejected.labels("approval").inc()
+    elif after.status is RunStatus.QUEUED:
+        state.queued()
     return jsonify(record_as_data(after))
 
 

@@ -20,6 +20,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, Unsuppo
 from runner.dispatch import candidates
 from runner.errors import AlertFormatError, StoreError
 from runner.intake import parse
+from runner.records import RunStatus
 from runner.store.store import StoredAlert
 from runner.web import runtime
 from runner.web.auth import AuthError
@@ -87,6 +88,8 @@ def _receive(source: str) -> tuple[Response, int]:
         if s.run is not None:
             state.metrics.run_created(s.run)
             log.info("alert %s -> run %s of %s: %s", s.id, s.run.id, s.run.runbook, s.run.status.value)
+    if any(s.run is not None and s.run.status is RunStatus.QUEUED for s in stored):
+        state.queued()
     repeats = sum(1 for s in stored if s.repeat_of is not None)
     return jsonify(
         accepted=len(stored),
