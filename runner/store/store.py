@@ -15,7 +15,7 @@ from alembic.util import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
-from runner.errors import StoreError
+from runner.errors import StoreError, UsageError
 from runner.intake.batch import Batch
 from runner.records import FINAL_STATUSES, GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry
 from runner.store import migrate, queue
@@ -323,7 +323,7 @@ class Store:
         if len(rows) > 1:
             shown = ", ".join(r["id"] for r in rows[:_SHOWN_MATCHES])
             more = ", ..." if len(rows) > _SHOWN_MATCHES else ""
-            raise StoreError(f"run id prefix {run_id!r} is ambiguous: {shown}{more}; give more characters")
+            raise UsageError(f"run id prefix {run_id!r} is ambiguous: {shown}{more}; give more characters")
         return rows[0] if rows else None
 
     def _ensure_ready(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from runner.errors import StoreError
+from runner.errors import StoreError, UsageError
 from runner.records import (
     GitRevision,
     RunRecord,
@@ -309,7 +309,7 @@ def test_get_run_by_unique_prefix(store: Store) -> None:
     assert found("A1B2C3D4") is None  # ids are case-sensitive on both databases
     assert found("a1b2c_") is None  # no wildcards
     assert found("ffffffff") is None
-    with pytest.raises(StoreError, match=r"ambiguous: a1b2c3d4e5f6, a1b2c3ffffff; give more characters"):
+    with pytest.raises(UsageError, match=r"ambiguous: a1b2c3d4e5f6, a1b2c3ffffff; give more characters"):
         store.get_run("a1b2c3")
 
 
