@@ -477,7 +477,7 @@ def _statuses(status: str | Collection[str]) -> list[str]:
     values = [status] if isinstance(status, str) else list(status)
     for value in values:
         if value not in _STATUS_VALUES:
-            raise StoreError(f"unknown run status {value!r} (one of: {', '.join(_STATUS_VALUES)})")
+            raise UsageError(f"unknown run status {value!r} (one of: {', '.join(_STATUS_VALUES)})")
     return [str(value) for value in values]
 
 

@@ -24,6 +24,7 @@ from runner.runs import Request, candidate, prepare, runbook_named
 from runner.store.queue import Candidate
 from runner.web import runtime
 from runner.web.auth import AuthError
+from runner.web.intake import check_text
 from runner.web.tokens import LOCAL_ADMIN, Identity, Role
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -53,21 +54,23 @@ def _may_act(who: Identity, runbook: Runbook, action: str) -> None:
 
 def _body() -> dict[str, Any]:
     """The JSON object in the request body ({} when there is none)."""
-    from runner.web.intake import _decode
+    from runner.web.intake import decode
 
     raw = request.get_data(cache=False)
     if not raw.strip():
         return {}
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(f"send Content-Type: application/json, not {request.mimetype or 'none'}")
-    data = _decode(raw)
+    data = decode(raw)
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     return data
 
 
 def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
-    value = body.get(name, default)
+    value = body.get(name)
+    if value is None:
+        return default
     if (value is not None and not isinstance(value, kind)) or (kind is not bool and isinstance(value, bool)):
         raise BadRequest(f"{name}: expected {kind.__name__}")
     return value
@@ -151,15 +154,18 @@ def list_runs() -> ResponseReturnValue:
     unknown = sorted(set(args) - {"runbook", "status", "since", "limit"})
     if unknown:
         raise BadRequest(f"unknown query parameter {unknown[0]!r} (runbook, status, since, limit)")
+    for name, value in args.items():
+        check_text(value, f"query parameter {name}")
     since = None
     if args.get("since"):
         text = args["since"]
         try:
             since = parse_time(text) if "T" in text.upper() else datetime.now(UTC) - parse_duration(text)
-        except ValueError as e:
+            since = since.astimezone(UTC)
+        except (ValueError, OverflowError) as e:
             raise BadRequest(f"since: {e}") from None
     limit_text = args.get("limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+    if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_LIMIT:
         raise BadRequest(f"limit: an integer from 1 to {MAX_LIMIT}")
     status = [s for s in args.get("status", "").split(",") if s] or None
     records = runtime().store.list_runs(runbook=args.get("runbook") or None, status=status, since=since,

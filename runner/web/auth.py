@@ -78,7 +78,7 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, st
 def verify_signature(secret: str, headers: Headers, body: bytes, now: float | None = None) -> None:
     """Raise AuthError unless the signature is valid and fresh."""
     ts = headers.get(TIMESTAMP_HEADER) or ""
-    if not ts.isdigit() or len(ts) > 12:
+    if not (ts.isascii() and ts.isdigit()) or len(ts) > 12:
         raise AuthError(f"missing or malformed {TIMESTAMP_HEADER}")
     age = (time.time() if now is None else now) - int(ts)
     if abs(age) > REPLAY_WINDOW:

@@ -35,12 +35,40 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _decode(body: bytes) -> object:
+def check_text(text: str, where: str) -> None:
+    """BadRequest for text no database can store: NUL, or a lone surrogate (JSON's \\ud800)."""
+    if "\x00" in text:
+        raise BadRequest(f"{where}: NUL characters are not accepted")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{where}: a lone surrogate (\\ud800-\\udfff) is not text") from None
+
+
+def _check_strings(value: object) -> None:
+    """check_text on every key and string in a decoded JSON document."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            check_text(item, "body")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                check_text(key, "body")
+                stack.append(inner)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def decode(body: bytes) -> object:
+    """The JSON document of *body*, or BadRequest saying why not (the API shares this)."""
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         reason = str(e) if isinstance(e, ValueError) else "nested too deeply"
         raise BadRequest(f"body is not valid JSON: {reason}") from None
+    _check_strings(data)
+    return data
 
 
 def receive(source: str) -> ResponseReturnValue:
@@ -67,7 +95,7 @@ def _receive(source: str) -> tuple[Response, int]:
         error = Unauthorized(str(e), www_authenticate=None)
         raise error from None
     try:
-        batch = parse(source, _decode(body))
+        batch = parse(source, decode(body))
     except AlertFormatError as e:
         raise BadRequest(str(e)) from None
     try:

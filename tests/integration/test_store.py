@@ -281,7 +281,7 @@ def test_list_runs_filters_and_orders(store: Store) -> None:
     listed = store.list_runs(runbook="a")
     assert all(r.steps == [] and r.timeline == [] for r in listed)
     assert listed[-1].created_at == T0
-    with pytest.raises(StoreError, match="unknown run status 'done'"):
+    with pytest.raises(UsageError, match="unknown run status 'done'"):
         store.list_runs(status="done")
 
 
