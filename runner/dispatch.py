@@ -14,12 +14,15 @@ from datetime import UTC, datetime
 from runner.alerts import Alert
 from runner.errors import ParamError, RunbookError
 from runner.intake.batch import Batch
-from runner.models import Runbook
+from runner.models import Runbook, Severity
 from runner.params import redact_alert
-from runner.records import GitRevision, RunRecord, RunStatus, TimelineEntry, Trigger
+from runner.records import GitRevision, Ownership, RunRecord, RunStatus, TimelineEntry, Trigger
 from runner.runs import Request, candidate, limits_of, prepare
 from runner.service import Loaded
 from runner.store.queue import Candidate
+
+_SEVERITIES = {s.value for s in Severity}
+_TITLE_MAX = 200
 
 
 def alert_trigger(alert: Alert) -> Trigger:
@@ -74,3 +77,26 @@ def candidates(active: Loaded | None, batch: Batch, now: datetime | None = None)
         return [None] * len(batch.alerts)
     at = now or datetime.now(UTC)
     return [alert_candidate(active, alert, at) for alert in batch.alerts]
+
+
+def ownership(active: Loaded, alert: Alert) -> Ownership:
+    """Who owns *alert*'s incident: the matching runbook's team, else the policy's default owner."""
+    catalog = active.catalog
+    assert catalog.policy is not None and catalog.owners is not None
+    matches = active.router.matches(alert)
+    runbook = matches[0].runbook if matches else None
+    team_name = runbook.owner if runbook else catalog.policy.default_owner
+    team = catalog.owners.teams.get(team_name)
+    label = alert.labels.get("severity", "")
+    default = label if label in _SEVERITIES else Severity.WARNING.value
+    severity = runbook.severity.value if runbook else default
+    title = alert.annotations.get("summary") or alert.alertname or "(no alertname)"
+    return Ownership(team=team_name, owner=team.primary if team else team_name, severity=severity,
+                     title=title[:_TITLE_MAX], runbook=runbook.name if runbook else None)
+
+
+def ownerships(active: Loaded | None, batch: Batch) -> list[Ownership | None]:
+    """The owner of each alert's incident, in order (None each when no catalog is loaded)."""
+    if active is None:
+        return [None] * len(batch.alerts)
+    return [ownership(active, alert) for alert in batch.alerts]

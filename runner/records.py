@@ -145,6 +145,7 @@ class RunRecord:
     cancel_requested: bool = False
     attempts: int = 0  # times a worker claimed the run
     decided_by: str | None = None  # who approved or rejected it
+    incident_id: str | None = None  # the incident of the alert that caused it
 
     @property
     def requester(self) -> str | None:
@@ -166,3 +167,50 @@ def record_as_data(record: RunRecord) -> dict[str, Any]:
     for step, raw in zip(record.steps, data["steps"], strict=True):
         raw["duration"] = step.duration
     return data
+
+
+class IncidentStatus(StrEnum):
+    """States of an incident: open -> acknowledged -> resolved (resolved may come at any time)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who owns an alert's incident from its first second, and what the incident is about."""
+
+    team: str
+    owner: str  # the team's primary incident owner
+    severity: str
+    title: str
+    runbook: str | None = None  # None: no runbook matches; the policy's default owner has it
+
+
+@dataclass
+class Incident:
+    """The alerts of one group (or one fingerprint), their owner, runs and timeline."""
+
+    id: str
+    key: str
+    status: IncidentStatus
+    title: str
+    severity: str
+    source: str
+    runbook: str | None
+    owner_team: str
+    owner: str
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # id, fingerprint, status, received_at
+    runs: list[dict[str, Any]] = field(default_factory=list)  # id, runbook, status, created_at
+
+
+def incident_as_data(incident: Incident) -> dict[str, Any]:
+    """An incident as JSON-ready data."""
+    return asdict(incident)

@@ -227,3 +227,33 @@ def test_approve_reject_and_cancel_from_the_cli(cli, make_catalog, tmp_path: Pat
     proc = cli("--runbooks", str(root), "reject", other["id"], "--reason", "freeze")
     assert proc.returncode == 0 and proc.stdout.strip() == f"run {other['id']}: rejected"
     assert cli("approve", "0123456789ab").returncode == 2
+
+
+def test_incidents_ack_and_resolve_from_the_cli(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from runner.alerts import Alert
+    from runner.intake.batch import Batch
+    from runner.records import Ownership
+    from runner.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 'state' / 'runs.db'}") as store:
+        alert = Alert({"alertname": "DiskAlmostFull"}, fingerprint="fp-cli", source="generic")
+        batch = Batch(source="generic", group_key=None, status="firing", alerts=[alert], truncated=0,
+                      receiver=None, external_url=None,
+                      raw={"labels": {"alertname": "DiskAlmostFull"}})
+        owner = Ownership(team="platform-ops", owner="alice", severity="warning", title="Disk almost full")
+        [stored] = store.record_alerts(batch, owners=[owner])
+    incident_id = stored.incident_id
+    assert incident_id is not None
+    proc = cli("incidents", "--status", "open")
+    assert proc.returncode == 0, proc.stderr
+    row = [line.split() for line in proc.stdout.splitlines() if line.startswith(incident_id[:12])]
+    assert row and row[0][1:5] == ["open", "warning", "platform-ops", "alice"]
+    proc = cli("ack", incident_id[:8])
+    assert proc.returncode == 0 and proc.stdout.strip() == f"incident {incident_id}: acknowledged"
+    assert cli("ack", incident_id).returncode == 1
+    proc = cli("resolve", incident_id, "--reason", "fixed by hand")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"incident {incident_id}: resolved"
+    shown = json.loads(cli("incidents", "show", incident_id, "-o", "json").stdout)
+    assert (shown["acknowledged_by"], shown["resolution"]) == ("carol", "by hand, by carol: fixed by hand")
+    assert [e["event"] for e in shown["timeline"]] == ["opened", "owner_assigned", "acknowledged", "resolved"]
+    assert cli("ack", "ffffffffffff").returncode == 2

@@ -120,7 +120,7 @@ def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, enviro
     """
     catalog = open_catalog(settings().runbooks_dir)
     alert = _read_alert(alert_file) if alert_file else None
-    actor = _operator()
+    actor = operator_name()
     request = Request(name, trigger=_trigger(actor, alert), params=_parse_params(param_pairs),
                       alert=alert, environment=environment, dry_run=dry_run)
     try:
@@ -179,7 +179,7 @@ def _trigger(actor: str, alert: Alert | None) -> Trigger:
                                      "fingerprint": alert.fingerprint})
 
 
-def _since(text: str | None) -> datetime | None:
+def parse_since(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
@@ -210,7 +210,7 @@ def runs(ctx: click.Context, runbook_name: str | None, status: str | None, since
     if ctx.invoked_subcommand is not None:
         return
     with open_store() as store:
-        records = store.list_runs(runbook=runbook_name, status=status, since=_since(since), limit=limit)
+        records = store.list_runs(runbook=runbook_name, status=status, since=parse_since(since), limit=limit)
     if output == "json":
         emit_json([record_as_data(r) for r in records])
         return
@@ -242,7 +242,7 @@ def runs_show(run_id: str, output: str) -> None:
         print_record(record, with_output=True)
 
 
-def _operator() -> str:
+def operator_name() -> str:
     return os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
 
 
@@ -271,7 +271,7 @@ def approve(run_id: str, reason: str, output: str) -> None:
       runbook approve 3f2a9c --reason "checked the disk, go"
     """
     catalog = open_catalog(settings().runbooks_dir)
-    _act(lambda s: actions.decide(s, catalog, run_id, _operator(), approve=True, reason=reason), output)
+    _act(lambda s: actions.decide(s, catalog, run_id, operator_name(), approve=True, reason=reason), output)
 
 
 @main.command()
@@ -286,7 +286,7 @@ def reject(run_id: str, reason: str, output: str) -> None:
       runbook reject 3f2a9c --reason "not during the freeze"
     """
     catalog = open_catalog(settings().runbooks_dir)
-    _act(lambda s: actions.decide(s, catalog, run_id, _operator(), approve=False, reason=reason), output)
+    _act(lambda s: actions.decide(s, catalog, run_id, operator_name(), approve=False, reason=reason), output)
 
 
 @main.command()
@@ -299,7 +299,7 @@ def cancel(run_id: str, output: str) -> None:
     Example:
       runbook cancel 3f2a9c
     """
-    _act(lambda store: actions.cancel(store, run_id, _operator()), output)
+    _act(lambda store: actions.cancel(store, run_id, operator_name()), output)
 
 
 @main.group()

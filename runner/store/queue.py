@@ -22,6 +22,7 @@ from runner.durations import format_duration
 from runner.errors import ConflictError, NotFoundError
 from runner.models import Rate
 from runner.records import PENDING_STATUSES, RunRecord, RunStatus, TimelineEntry
+from runner.store import incidents
 from runner.store.rows import run_record, run_row, timeline_row
 from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
 
@@ -144,8 +145,10 @@ def enqueue(
 
 
 def _note(connection: sa.Connection, run_id: str, now: datetime, event: str, detail: str) -> None:
+    """Note an event on the run's timeline, and on its incident's."""
     entry = TimelineEntry(now, event, detail)
     connection.execute(sa.insert(run_timeline).values(timeline_row(run_id, entry)))
+    incidents.on_run_status(connection, run_id, event, detail, now)
 
 
 def _at(now: datetime) -> sa.ColumnElement[datetime]:

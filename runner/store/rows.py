@@ -55,6 +55,7 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         "cancel_requested": record.cancel_requested,
         "attempts": record.attempts,
         "decided_by": record.decided_by,
+        "incident_id": record.incident_id,
     }
 
 
@@ -111,6 +112,7 @@ def run_record(
         cancel_requested=row["cancel_requested"],
         attempts=row["attempts"],
         decided_by=row["decided_by"],
+        incident_id=row["incident_id"],
     )
 
 

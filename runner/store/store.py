@@ -15,10 +15,20 @@ from alembic.util import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
-from runner.errors import StoreError, UsageError
+from runner.errors import NotFoundError, StoreError, UsageError
 from runner.intake.batch import Batch
-from runner.records import FINAL_STATUSES, GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry
-from runner.store import migrate, queue
+from runner.records import (
+    FINAL_STATUSES,
+    GitRevision,
+    Incident,
+    IncidentStatus,
+    Ownership,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    TimelineEntry,
+)
+from runner.store import incidents, migrate, queue
 from runner.store.engine import WRITE_OPTION, create_engine, parse_url, safe_url, scrub
 from runner.store.queue import Candidate, Lease, Limits
 from runner.store.rows import run_record, run_row, step_row, timeline_row
@@ -49,6 +59,7 @@ class StoredAlert:
     repeat_of: int | None
     run: RunRecord | None = None  # the run the alert caused, if any (queued, rejected...)
     canceled: tuple[str, ...] = ()  # runs a resolved alert canceled before they started
+    incident_id: str | None = None  # the incident the alert belongs to
 
 
 class Store:
@@ -132,6 +143,7 @@ class Store:
                 return False
             entry = TimelineEntry(at=at, event=status.value, detail=detail)
             connection.execute(sa.insert(run_timeline).values(timeline_row(run_id, entry)))
+            incidents.on_run_status(connection, run_id, status.value, detail, at)
             return True
 
     def save_step(self, run_id: str, step: StepRecord) -> None:
@@ -204,6 +216,7 @@ class Store:
         batch: Batch,
         *,
         candidates: Sequence[Candidate | None] = (),
+        owners: Sequence[Ownership | None] = (),
         received_at: datetime | None = None,
         window: timedelta = DEDUP_WINDOW,
     ) -> list[StoredAlert]:
@@ -213,11 +226,13 @@ class Store:
         same status and came within *window*: the sender re-notifying, not a new problem. A new
         firing alert enqueues its candidate run (``candidates[i]`` for ``batch.alerts[i]``),
         under the runbook's history limits; a new resolved alert cancels its runs not started.
+        Every alert joins the open incident of its group (or fingerprint); a firing alert opens
+        one if there is none, owned as ``owners[i]`` says; the last resolve resolves it.
 
         Calls from concurrent threads share a transaction (group commit): one commit, one
         fsync, for every batch waiting at that moment; each returns only after that commit.
         """
-        receipt = _Receipt(batch, tuple(candidates), received_at or datetime.now(UTC), window)
+        receipt = _Receipt(batch, tuple(candidates), received_at or datetime.now(UTC), window, tuple(owners))
         self._group.submit(receipt)
         return receipt.result
 
@@ -238,6 +253,8 @@ class Store:
     def _store_receipts(self, group: list[_Receipt]) -> None:
         keys = [queue.fingerprint_key(a.fingerprint or "") for r in group for a in r.batch.alerts]
         keys += [queue.runbook_key(c.record.runbook) for r in group for c in r.candidates if c is not None]
+        keys += [incidents.incident_lock_key(incidents.incident_key(r.batch.source, a, r.batch.group_key))
+                 for r in group for a in r.batch.alerts]
         n = sum(len(r.batch.alerts) for r in group)
         sources = ", ".join(sorted({r.batch.source for r in group}))
         with self._write(f"cannot store {n} alert(s) from {sources}") as connection:
@@ -295,6 +312,45 @@ class Store:
         """(runbook, status, number of runs) for every pair present."""
         with self._read("cannot count runs") as connection:
             return queue.status_counts(connection)
+
+    def acknowledge(self, incident_id: str, actor: str) -> Incident:
+        """open -> acknowledged by *actor*; the incident after."""
+        with self._write(f"cannot acknowledge incident {incident_id}") as connection:
+            found = incidents.find(connection, incident_id)
+            if found is None:
+                raise NotFoundError(f"no incident {incident_id}")
+            incidents.acknowledge(connection, found.id, actor, datetime.now(UTC))
+        return self._incident(found.id)
+
+    def resolve_incident(self, incident_id: str, actor: str, reason: str = "") -> Incident:
+        """Resolve by hand; the incident after."""
+        with self._write(f"cannot resolve incident {incident_id}") as connection:
+            found = incidents.find(connection, incident_id)
+            if found is None:
+                raise NotFoundError(f"no incident {incident_id}")
+            incidents.resolve_by_hand(connection, found.id, actor, datetime.now(UTC), reason)
+        return self._incident(found.id)
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        """The incident (id or unique prefix of 6+) with timeline, alerts and runs."""
+        with self._read(f"cannot read incident {incident_id}") as connection:
+            return incidents.find(connection, incident_id)
+
+    def _incident(self, incident_id: str) -> Incident:
+        found = self.get_incident(incident_id)
+        assert found is not None
+        return found
+
+    def list_incidents(self, *, status: str | Collection[str] | None = None, team: str | None = None,
+                       since: datetime | None = None, limit: int | None = 50) -> list[Incident]:
+        """Incidents newest first, without their timelines."""
+        values = [status] if isinstance(status, str) else list(status or [])
+        known = [s.value for s in IncidentStatus]
+        for value in values:
+            if value not in known:
+                raise UsageError(f"unknown incident status {value!r} (one of: {', '.join(known)})")
+        with self._read("cannot list incidents") as connection:
+            return incidents.listing(connection, status=values or None, team=team, since=since, limit=limit)
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers."""
@@ -371,6 +427,7 @@ class _Receipt:
     candidates: tuple[Candidate | None, ...]
     at: datetime
     window: timedelta
+    owners: tuple[Ownership | None, ...] = ()
     result: list[StoredAlert] = field(default_factory=list)
     error: StoreError | None = None
     lead: bool = False
@@ -459,7 +516,11 @@ def _record_receipt(connection: sa.Connection, receipt: _Receipt) -> list[Stored
             candidate.record.alert_id = new_id
             candidate.record.fingerprint = fingerprint or None
             run = queue.enqueue(connection, candidate, at)
-        stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled))
+        incident_id = incidents.on_alert(
+            connection, key=incidents.incident_key(batch.source, alert, batch.group_key), alert=alert,
+            alert_id=new_id, source=batch.source, repeat=repeat_of is not None,
+            ownership=receipt.owners[i] if i < len(receipt.owners) else None, run=run, at=at)
+        stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled, incident_id))
     return stored
 
 

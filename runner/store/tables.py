@@ -72,11 +72,13 @@ runs = sa.Table(
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("decided_by", sa.Text, nullable=True),
+    sa.Column("incident_id", sa.Text, nullable=True),
     sa.Index("ix_runs_runbook_created_at", "runbook", "created_at"),
     sa.Index("ix_runs_status", "status"),
     sa.Index("ix_runs_status_created_at", "status", "created_at"),
     sa.Index("ix_runs_runbook_target_status", "runbook", "target", "status"),
     sa.Index("ix_runs_fingerprint", "fingerprint"),
+    sa.Index("ix_runs_incident_id", "incident_id"),
 )
 
 run_steps = sa.Table(
@@ -127,6 +129,40 @@ alerts = sa.Table(
     sa.Column("generator_url", sa.Text, nullable=True),
     sa.Column("repeat_of", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=True),
     sa.Column("raw", json_type(), nullable=False),
+    sa.Column("incident_id", sa.Text, nullable=True),
     sa.Index("ix_alerts_fingerprint_id", "fingerprint", "id"),
     sa.Index("ix_alerts_received_at", "received_at"),
+    sa.Index("ix_alerts_incident_id", "incident_id"),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("runbook", sa.Text, nullable=True),
+    sa.Column("owner_team", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("acknowledged_at", UTCDateTime, nullable=True),
+    sa.Column("acknowledged_by", sa.Text, nullable=True),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Column("resolution", sa.Text, nullable=True),
+    sa.Index("ix_incidents_key_status", "key", "status"),
+    sa.Index("ix_incidents_opened_at", "opened_at"),
+)
+
+incident_timeline = sa.Table(
+    "incident_timeline",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Text, sa.ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_incident_timeline_incident_id_id", "incident_id", "id"),
 )

@@ -17,9 +17,9 @@ from werkzeug.exceptions import BadRequest, Forbidden, Unauthorized, Unsupported
 from runner import actions
 from runner.dispatch import rejected
 from runner.durations import parse_duration, parse_time
-from runner.errors import ForbiddenError
+from runner.errors import ForbiddenError, NotFoundError
 from runner.models import Runbook
-from runner.records import RunStatus, Trigger, record_as_data
+from runner.records import Incident, RunStatus, Trigger, incident_as_data, record_as_data
 from runner.runs import Request, candidate, prepare, runbook_named
 from runner.store.queue import Candidate
 from runner.web import runtime
@@ -45,11 +45,16 @@ def identity() -> Identity:
         raise Unauthorized(str(e), www_authenticate=None) from None
 
 
-def _may_act(who: Identity, runbook: Runbook, action: str) -> None:
-    if not who.acts_for(runbook.owner):
+def _may_act_for(who: Identity, team: str, what: str) -> None:
+    """ForbiddenError unless *who* acts for *team*, which owns *what* ("run runbook x")."""
+    if not who.acts_for(team):
         teams = ", ".join(sorted(who.teams)) or "no team"
-        raise ForbiddenError(f"{who.name} ({who.role.value}; {teams}) may not {action} runbook "
-                             f"{runbook.name}: it is owned by team {runbook.owner}")
+        raise ForbiddenError(f"{who.name} ({who.role.value}; {teams}) may not {what}: "
+                             f"it is owned by team {team}")
+
+
+def _may_act(who: Identity, runbook: Runbook, action: str) -> None:
+    _may_act_for(who, runbook.owner, f"{action} runbook {runbook.name}")
 
 
 def _body() -> dict[str, Any]:
@@ -156,20 +161,10 @@ def list_runs() -> ResponseReturnValue:
         raise BadRequest(f"unknown query parameter {unknown[0]!r} (runbook, status, since, limit)")
     for name, value in args.items():
         check_text(value, f"query parameter {name}")
-    since = None
-    if args.get("since"):
-        text = args["since"]
-        try:
-            since = parse_time(text) if "T" in text.upper() else datetime.now(UTC) - parse_duration(text)
-            since = since.astimezone(UTC)
-        except (ValueError, OverflowError) as e:
-            raise BadRequest(f"since: {e}") from None
-    limit_text = args.get("limit", "50")
-    if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_LIMIT:
-        raise BadRequest(f"limit: an integer from 1 to {MAX_LIMIT}")
     status = [s for s in args.get("status", "").split(",") if s] or None
+    since, limit = _since(args.get("since")), _limit(args.get("limit", "50"))
     records = runtime().store.list_runs(runbook=args.get("runbook") or None, status=status, since=since,
-                                        limit=int(limit_text))
+                                        limit=limit)
     return jsonify(runs=[record_as_data(r) for r in records])
 
 
@@ -237,3 +232,69 @@ def reload() -> ResponseReturnValue:
             "revision": active.revision.commit if active else None,
             "runbooks": len(active.catalog.runbooks) if active else 0}
     return jsonify(body), 200 if result.ok else 422
+
+
+def _since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        since = parse_time(text) if "T" in text.upper() else datetime.now(UTC) - parse_duration(text)
+        return since.astimezone(UTC)
+    except (ValueError, OverflowError) as e:
+        raise BadRequest(f"since: {e}") from None
+
+
+def _limit(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest(f"limit: an integer from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+@blueprint.get("/incidents")
+def list_incidents() -> ResponseReturnValue:
+    """Incidents newest first: ``?status=open,acknowledged&team=&since=1d&limit=50``."""
+    identity()
+    args = request.args
+    unknown = sorted(set(args) - {"status", "team", "since", "limit"})
+    if unknown:
+        raise BadRequest(f"unknown query parameter {unknown[0]!r} (status, team, since, limit)")
+    for name, value in args.items():
+        check_text(value, f"query parameter {name}")
+    status = [s for s in args.get("status", "").split(",") if s] or None
+    since, limit = _since(args.get("since")), _limit(args.get("limit", "50"))
+    found = runtime().store.list_incidents(status=status, team=args.get("team") or None, since=since,
+                                           limit=limit)
+    return jsonify(incidents=[incident_as_data(i) for i in found])
+
+
+def _incident(incident_id: str) -> Incident:
+    found = runtime().store.get_incident(incident_id)
+    if found is None:
+        raise NotFoundError(f"no incident {incident_id}")
+    return found
+
+
+@blueprint.get("/incidents/<incident_id>")
+def show_incident(incident_id: str) -> ResponseReturnValue:
+    """One incident with its owner, alerts, runs and timeline."""
+    identity()
+    return jsonify(incident_as_data(_incident(incident_id)))
+
+
+@blueprint.post("/incidents/<incident_id>/ack")
+def acknowledge(incident_id: str) -> ResponseReturnValue:
+    """Acknowledge an open incident (owner team or admin): someone is on it."""
+    who = identity()
+    incident = _incident(incident_id)
+    _may_act_for(who, incident.owner_team, f"acknowledge incident {incident.id}")
+    return jsonify(incident_as_data(runtime().store.acknowledge(incident.id, who.name)))
+
+
+@blueprint.post("/incidents/<incident_id>/resolve")
+def resolve(incident_id: str) -> ResponseReturnValue:
+    """Resolve an incident by hand (owner team or admin), with an optional ``{"reason": ...}``."""
+    who = identity()
+    incident = _incident(incident_id)
+    _may_act_for(who, incident.owner_team, f"resolve incident {incident.id}")
+    reason = _field(_body(), "reason", str, "") or ""
+    return jsonify(incident_as_data(runtime().store.resolve_incident(incident.id, who.name, reason)))

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
-from runner.dispatch import candidates
+from runner.dispatch import candidates, ownerships
 from runner.errors import AlertFormatError, StoreError
 from runner.intake import parse
 from runner.records import RunStatus
@@ -98,13 +98,14 @@ def _receive(source: str) -> tuple[Response, int]:
         batch = parse(source, decode(body))
     except AlertFormatError as e:
         raise BadRequest(str(e)) from None
+    active = state.holder.active if state.holder.loaded else None
     try:
-        runs = candidates(state.holder.active if state.holder.loaded else None, batch)
+        runs, owners = candidates(active, batch), ownerships(active, batch)
     except Exception:  # routing must never cost an alert: store it, without a run, and say so in the log
         log.exception("routing failed; storing the alerts without runs")
-        runs = []
+        runs, owners = [], []
     try:
-        stored = state.store.record_alerts(batch, candidates=runs)
+        stored = state.store.record_alerts(batch, candidates=runs, owners=owners)
     except StoreError as e:
         log.error("alerts not stored, answering 503: %s", e)
         response = jsonify(error="the alert store is unavailable; retry later", status=503)
@@ -135,6 +136,7 @@ def _stored_as_data(stored: StoredAlert) -> dict[str, Any]:
         "run": None if run is None else {"id": run.id, "runbook": run.runbook, "status": run.status.value,
                                          "reason": run.reason},
         "canceled_runs": list(stored.canceled),
+        "incident": stored.incident_id,
     }
 
 

@@ -405,7 +405,7 @@ def test_the_document_describes_every_route_of_the_app_and_nothing_else(tmp_path
     documented = {(path, method) for path, method, _ in operations()}
     assert sorted(routes - documented) == [], "routes the document does not describe"
     assert sorted(documented - routes) == [], "operations the app does not have"
-    assert len(SPEC["paths"]) == 15 and len(documented) == 18
+    assert len(SPEC["paths"]) == 19 and len(documented) == 22
 
 
 @pytest.mark.parametrize(("template", "name"),
@@ -697,6 +697,32 @@ def test_reload_answers_as_documented(live: tuple[Server, Store]) -> None:
     for token in (OPERATOR, VIEWER):
         expect(call(srv, "POST", "/api/v1/reload", token=token), 403, "/api/v1/reload", "post")
     expect(call(srv, "POST", "/api/v1/reload"), 401, "/api/v1/reload", "post")
+
+
+def test_incidents_answer_as_documented(live: tuple[Server, Store]) -> None:
+    srv, _ = live
+    posted = expect(call(srv, "POST", "/api/v1/alerts/alertmanager", body=payload("alertmanager/firing.json"),
+                         headers=WEBHOOK), 202, "/api/v1/alerts/alertmanager", "post")
+    incident_id = posted["alerts"][0]["incident"]
+    listed = expect(call(srv, "GET", "/api/v1/incidents?status=open&since=1h", token=VIEWER), 200,
+                    "/api/v1/incidents", "get")
+    assert [i["id"] for i in listed["incidents"]] == [incident_id]
+    expect(call(srv, "GET", "/api/v1/incidents?status=bogus", token=VIEWER), 400, "/api/v1/incidents", "get")
+    expect(call(srv, "GET", "/api/v1/incidents"), 401, "/api/v1/incidents", "get")
+    one = "/api/v1/incidents/{incident_id}"
+    shown = expect(call(srv, "GET", f"/api/v1/incidents/{incident_id[:8]}", token=VIEWER), 200, one, "get")
+    assert shown["id"] == incident_id and len(shown["alerts"]) == len(posted["alerts"])
+    expect(call(srv, "GET", "/api/v1/incidents/nope", token=VIEWER), 404, one, "get")
+    ack, resolve = one + "/ack", one + "/resolve"
+    expect(call(srv, "POST", f"/api/v1/incidents/{incident_id}/ack", token=VIEWER), 403, ack, "post")
+    expect(call(srv, "POST", f"/api/v1/incidents/{incident_id}/ack", token=ADMIN), 200, ack, "post")
+    expect(call(srv, "POST", f"/api/v1/incidents/{incident_id}/ack", token=ADMIN), 409, ack, "post")
+    expect(call(srv, "POST", f"/api/v1/incidents/{incident_id}/resolve", body=b"x", content_type="text/plain",
+                token=ADMIN), 415, resolve, "post")
+    done = expect(call(srv, "POST", f"/api/v1/incidents/{incident_id}/resolve", body={"reason": "ok"},
+                       token=ADMIN), 200, resolve, "post")
+    assert done["status"] == "resolved"
+    expect(call(srv, "POST", f"/api/v1/incidents/{incident_id}/resolve", token=ADMIN), 409, resolve, "post")
 
 
 def test_a_refused_reload_and_a_missing_catalog_answer_as_documented(

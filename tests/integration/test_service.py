@@ -387,3 +387,65 @@ def test_exact_limits_under_100_concurrent_webhook_requests(service: Service, tm
     assert reasons <= {"max_runs", "concurrency"} and "max_runs" in reasons
     runs = service.store.list_runs(runbook="touch", limit=None)
     assert len(runs) == 100 and sum(r.status.value == "queued" for r in runs) == 2
+
+
+def test_every_alert_has_an_owner_from_the_first_second(service: Service, tmp_path: Path) -> None:
+    matched = service.alert("TouchMe", "web-1:9100", tmp_path)
+    status, incident = service.call("GET", f"/api/v1/incidents/{matched['incident']}", "vic")
+    assert status == 200
+    assert (incident["status"], incident["owner_team"], incident["owner"], incident["runbook"]) == (
+        "open", "platform-ops", "alice", "touch")
+    assert [e["event"] for e in incident["timeline"]] == ["opened", "owner_assigned", "run_queued"]
+    assert incident["timeline"][1]["detail"] == "team platform-ops, primary alice (runbook touch)"
+    assert [r["id"] for r in incident["runs"]] == [matched["run"]["id"]]
+
+    # The same group (Alertmanager's groupKey), another alert: the same incident, noted.
+    other = service.alert("TouchMe", "web-2:9100", tmp_path)
+    assert other["incident"] == matched["incident"]
+    timeline = service.call("GET", f"/api/v1/incidents/{matched['incident']}", "vic")[1]["timeline"]
+    assert [e["event"] for e in timeline][-2:] == ["alert_added", "run_queued"]
+
+    # No runbook matches: the policy's default owner has it at once, at the alert's severity.
+    unmatched = service.alert("NothingMatches", "db-1:9100", tmp_path)
+    assert unmatched["run"] is None
+    incident = service.call("GET", f"/api/v1/incidents/{unmatched['incident']}", "vic")[1]
+    assert (incident["owner_team"], incident["owner"], incident["runbook"], incident["severity"]) == (
+        "platform-ops", "alice", None, "warning")
+    assert "no runbook matches: the default owner" in incident["timeline"][1]["detail"]
+    status, listed = service.call("GET", "/api/v1/incidents?status=open&team=platform-ops", "vic")
+    assert status == 200 and len(listed["incidents"]) == 2
+
+
+def test_acknowledge_and_resolve_by_the_owner_team(service: Service, tmp_path: Path) -> None:
+    incident_id = service.alert("TouchMe", "web-1:9100", tmp_path)["incident"]
+    status, answer = service.call("POST", f"/api/v1/incidents/{incident_id}/ack", "carol")
+    assert status == 403 and "owned by team platform-ops" in answer["error"]
+    status, acked = service.call("POST", f"/api/v1/incidents/{incident_id}/ack", "bob")
+    assert status == 200 and (acked["status"], acked["acknowledged_by"]) == ("acknowledged", "bob")
+    assert service.call("POST", f"/api/v1/incidents/{incident_id}/ack", "bob")[0] == 409
+    status, resolved = service.call("POST", f"/api/v1/incidents/{incident_id}/resolve", "root",
+                                    {"reason": "disk replaced"})
+    assert status == 200 and resolved["status"] == "resolved"
+    assert resolved["resolution"] == "by hand, by root: disk replaced"
+    assert service.call("POST", f"/api/v1/incidents/{incident_id}/resolve", "root")[0] == 409
+    assert service.call("GET", "/api/v1/incidents/000000000000", "vic")[0] == 404
+
+    # Firing again after the incident resolved: a new incident, not the closed one.
+    again = service.alert("TouchMe", "web-1:9100", tmp_path, fingerprint="fp-second-time")
+    assert again["incident"] != incident_id
+
+
+def test_the_incident_follows_its_run_and_resolves_when_the_alert_does(
+    service: Service, tmp_path: Path
+) -> None:
+    service.pool.start()
+    fired = service.alert("TouchMe", "web-1:9100", tmp_path)
+    service.finished(fired["run"]["id"])
+    resolved = service.alert("TouchMe", "web-1:9100", tmp_path, status="resolved")
+    assert resolved["incident"] == fired["incident"]
+    incident = service.call("GET", f"/api/v1/incidents/{fired['incident']}", "vic")[1]
+    assert incident["status"] == "resolved"
+    assert incident["resolution"] == f"the alert resolved after run {fired['run']['id']} succeeded"
+    events = [e["event"] for e in incident["timeline"]]
+    assert events == ["opened", "owner_assigned", "run_queued", "run_running", "run_succeeded",
+                      "alert_resolved", "resolved"]

@@ -1,0 +1,195 @@
+"""Incidents in SQL: open one with its owner, add alerts and runs, acknowledge, resolve.
+
+Every function runs inside the caller's write transaction; the intake takes the lock of
+the incident key first (see ``queue.lock``), so two requests for one group open one incident.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from runner.alerts import Alert
+from runner.errors import ConflictError, NotFoundError
+from runner.records import Incident, IncidentStatus, Ownership, RunRecord, TimelineEntry
+from runner.store.rows import storable
+from runner.store.tables import alerts, incident_timeline, incidents, runs
+
+_OPEN = [IncidentStatus.OPEN.value, IncidentStatus.ACKNOWLEDGED.value]
+_GROUPED = {"alertmanager", "grafana"}  # sources whose webhooks carry the sender's group key
+
+
+def incident_key(source: str, alert: Alert, group_key: str | None) -> str:
+    """The alerts of one Alertmanager (or Grafana) group form one incident; others, one fingerprint."""
+    group = alert.group_key or group_key
+    if source in _GROUPED and group:
+        return f"{source}:group:{group}"
+    return f"{source}:fingerprint:{alert.fingerprint or ''}"
+
+
+def incident_lock_key(key: str) -> str:
+    """The lock key of decisions about incident *key*."""
+    return f"incident:{key}"
+
+
+def note(connection: sa.Connection, incident_id: str, at: datetime, event: str, detail: str) -> None:
+    """Append to an incident's timeline."""
+    connection.execute(sa.insert(incident_timeline).values(
+        incident_id=incident_id, at=at, event=event, detail=storable(detail)))
+
+
+def _open_incident(connection: sa.Connection, key: str) -> sa.RowMapping | None:
+    return connection.execute(
+        sa.select(incidents).where(incidents.c.key == key, incidents.c.status.in_(_OPEN)).with_for_update()
+    ).mappings().first()
+
+
+def on_alert(
+    connection: sa.Connection, *, key: str, alert: Alert, alert_id: int, source: str, repeat: bool,
+    ownership: Ownership | None, run: RunRecord | None, at: datetime,
+) -> str | None:
+    """Put a stored alert (and the run it caused) in its incident; open one if needed. Its id."""
+    incident = _open_incident(connection, key)
+    if incident is None and (alert.status != "firing" or ownership is None):
+        return None  # a resolve for nothing open, or a firing alert with no catalog to say who owns it
+    if incident is None:
+        assert ownership is not None
+        incident_id = uuid.uuid4().hex
+        connection.execute(sa.insert(incidents).values(
+            id=incident_id, key=key, status=IncidentStatus.OPEN.value, title=storable(ownership.title),
+            severity=ownership.severity, source=source, runbook=ownership.runbook, owner_team=ownership.team,
+            owner=ownership.owner, opened_at=at))
+        note(connection, incident_id, at, "opened", f"alert {alert.alertname} ({alert.fingerprint or '-'})")
+        why = f"runbook {ownership.runbook}" if ownership.runbook else "no runbook matches: the default owner"
+        note(connection, incident_id, at, "owner_assigned",
+             f"team {ownership.team}, primary {ownership.owner} ({why})")
+    else:
+        incident_id = str(incident["id"])
+        seen = connection.execute(sa.select(alerts.c.id).where(
+            alerts.c.incident_id == incident_id, alerts.c.fingerprint == (alert.fingerprint or ""),
+        ).limit(1)).first()
+        if seen is None and alert.status == "firing":
+            note(connection, incident_id, at, "alert_added", f"alert {alert.alertname} ({alert.fingerprint})")
+    connection.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(incident_id=incident_id))
+    if run is not None:
+        connection.execute(sa.update(runs).where(runs.c.id == run.id).values(incident_id=incident_id))
+        run.incident_id = incident_id
+        note(connection, incident_id, at, f"run_{run.status.value}",
+             f"run {run.id} of {run.runbook}: {run.reason}")
+    if alert.status == "resolved" and not repeat:
+        note(connection, incident_id, at, "alert_resolved", f"alert {alert.alertname} ({alert.fingerprint})")
+        if not _still_firing(connection, incident_id):
+            _resolve(connection, incident_id, at, _how_resolved(connection, incident_id))
+    return incident_id
+
+
+def _still_firing(connection: sa.Connection, incident_id: str) -> bool:
+    """Whether any fingerprint of the incident was last received firing."""
+    last: dict[str, str] = {}
+    rows = connection.execute(sa.select(alerts.c.fingerprint, alerts.c.status)
+                              .where(alerts.c.incident_id == incident_id).order_by(alerts.c.id))
+    for fingerprint, status in rows:
+        last[fingerprint] = status
+    return any(status == "firing" for status in last.values())
+
+
+def _how_resolved(connection: sa.Connection, incident_id: str) -> str:
+    fixed = connection.execute(sa.select(runs.c.id).where(
+        runs.c.incident_id == incident_id, runs.c.status == "succeeded", runs.c.dry_run.is_(False),
+    ).order_by(runs.c.finished_at.desc()).limit(1)).scalar()
+    if fixed is not None:
+        return f"the alert resolved after run {fixed} succeeded"
+    return "the alert resolved"
+
+
+def _resolve(connection: sa.Connection, incident_id: str, at: datetime, resolution: str) -> None:
+    connection.execute(sa.update(incidents).where(incidents.c.id == incident_id).values(
+        status=IncidentStatus.RESOLVED.value, resolved_at=at, resolution=storable(resolution)))
+    note(connection, incident_id, at, "resolved", resolution)
+
+
+def _row(connection: sa.Connection, incident_id: str) -> sa.RowMapping:
+    row = connection.execute(
+        sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no incident {incident_id}")
+    return row
+
+
+def acknowledge(connection: sa.Connection, incident_id: str, actor: str, at: datetime) -> None:
+    """open -> acknowledged, by *actor*."""
+    row = _row(connection, incident_id)
+    if row["status"] != IncidentStatus.OPEN.value:
+        raise ConflictError(f"incident {incident_id} is already {row['status']}")
+    connection.execute(sa.update(incidents).where(incidents.c.id == incident_id).values(
+        status=IncidentStatus.ACKNOWLEDGED.value, acknowledged_at=at, acknowledged_by=actor))
+    note(connection, incident_id, at, "acknowledged", f"by {actor}")
+
+
+def resolve_by_hand(
+    connection: sa.Connection, incident_id: str, actor: str, at: datetime, reason: str
+) -> None:
+    """Resolve an incident that is not resolved yet, by *actor*."""
+    row = _row(connection, incident_id)
+    if row["status"] == IncidentStatus.RESOLVED.value:
+        raise ConflictError(f"incident {incident_id} is already resolved")
+    _resolve(connection, incident_id, at, f"by hand, by {actor}" + (f": {reason}" if reason else ""))
+
+
+def on_run_status(connection: sa.Connection, run_id: str, event: str, detail: str, at: datetime) -> None:
+    """Note a run's new status on its incident's timeline (if it has one)."""
+    incident_id = connection.execute(sa.select(runs.c.incident_id).where(runs.c.id == run_id)).scalar()
+    if incident_id is not None:
+        text = f"run {run_id}" + (f": {detail}" if detail else "")
+        note(connection, str(incident_id), at, f"run_{event}", text)
+
+
+def find(connection: sa.Connection, incident_id: str) -> Incident | None:
+    """The incident with this id (or unique prefix of 6+), with timeline, alerts and runs."""
+    row = connection.execute(sa.select(incidents).where(incidents.c.id == incident_id)).mappings().first()
+    if row is None and len(incident_id) >= 6:
+        rows = connection.execute(sa.select(incidents).where(
+            sa.func.substr(incidents.c.id, 1, len(incident_id)) == incident_id).limit(2)).mappings().all()
+        row = rows[0] if len(rows) == 1 else None
+    if row is None:
+        return None
+    incident = incident_of(row)
+    timeline = connection.execute(sa.select(incident_timeline).where(
+        incident_timeline.c.incident_id == row["id"]).order_by(incident_timeline.c.id)).mappings()
+    incident.timeline = [TimelineEntry(t["at"], t["event"], t["detail"]) for t in timeline]
+    incident.alerts = [dict(a) for a in connection.execute(sa.select(
+        alerts.c.id, alerts.c.fingerprint, alerts.c.status, alerts.c.alertname, alerts.c.received_at,
+        alerts.c.repeat_of).where(alerts.c.incident_id == row["id"]).order_by(alerts.c.id)).mappings()]
+    incident.runs = [dict(r) for r in connection.execute(sa.select(
+        runs.c.id, runs.c.runbook, runs.c.status, runs.c.reason, runs.c.created_at, runs.c.finished_at,
+    ).where(runs.c.incident_id == row["id"]).order_by(runs.c.created_at)).mappings()]
+    return incident
+
+
+def listing(connection: sa.Connection, *, status: list[str] | None, team: str | None,
+            since: datetime | None, limit: int | None) -> list[Incident]:
+    """Incidents newest first (without timeline, alerts and runs)."""
+    query = sa.select(incidents)
+    if status:
+        query = query.where(incidents.c.status.in_(status))
+    if team:
+        query = query.where(incidents.c.owner_team == team)
+    if since is not None:
+        query = query.where(incidents.c.opened_at >= since)
+    query = query.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [incident_of(row) for row in connection.execute(query).mappings()]
+
+
+def incident_of(row: Any) -> Incident:
+    """The Incident of an incidents row."""
+    return Incident(
+        id=row["id"], key=row["key"], status=IncidentStatus(row["status"]), title=row["title"],
+        severity=row["severity"], source=row["source"], runbook=row["runbook"], owner_team=row["owner_team"],
+        owner=row["owner"], opened_at=row["opened_at"], acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"], resolved_at=row["resolved_at"], resolution=row["resolution"],
+    )
