@@ -21,7 +21,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import sqlalchemy as sa
+from serverproc import free_port, log_tail, stop_server, wait_ready
 
 from runner import executor
 from runner.records import RunRecord, RunStatus
@@ -92,22 +92,6 @@ def make_catalog(root: Path) -> None:
     (root / f"{NAME}.yaml").write_text(RUNBOOK)
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def log_tail(log: Path, lines: int = 20) -> str:
-    """The last lines the server wrote."""
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no server log)"
-
-
 def start_server(tmp: Path, catalog: Path, url: str, port: int, token: str,
                  log: Path) -> subprocess.Popen[bytes]:
     """`python -m runner ... serve --workers 1`, its state and temporary files under *tmp*."""
@@ -120,38 +104,6 @@ def start_server(tmp: Path, catalog: Path, url: str, port: int, token: str,
            str(port), "--workers", "1"]
     with log.open("wb") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, limit: float = 60.0) -> None:
-    """Return once GET /readyz answers 200; exit if the server dies or is not ready within *limit* s."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the server exited with {proc.returncode} before it was ready:\n{log_tail(log)}")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", "/readyz")
-            response = conn.getresponse()
-            response.read()
-            if response.status == 200:
-                return
-            time.sleep(0.05)
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            conn.close()
-    sys.exit(f"the server was not ready within {limit:.0f} s:\n{log_tail(log)}")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate the server, then kill it if it has not gone within 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def webhook(n: int) -> bytes:
@@ -302,7 +254,7 @@ def main() -> None:
         store = Store(url)
         engine = create_engine(parse_url(url))
         try:
-            wait_ready(proc, port, log)
+            wait_ready(proc, port, log, "/readyz")
             print(f"  server pid {proc.pid} ready after {time.perf_counter() - t0:.2f} s")
             run_ours(port, token, store, engine, 0, proc, log)  # warm-up, not counted: imports, page cache
             run_bare(cmd, env)

@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import secrets
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 import waitress
 from flask import jsonify
 from flask.typing import ResponseReturnValue
+from serverproc import free_port, log_tail, stop_server, wait_ready
 
 from runner.alerts import Alert
 from runner.catalog import load_catalog
@@ -115,57 +115,12 @@ def serve(port: int) -> None:
     waitress.serve(app, host="127.0.0.1", port=port, threads=THREADS, ident="runbook-runner")
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def log_tail(log: Path, lines: int = 20) -> str:
-    """The last lines the server wrote."""
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no server log)"
-
-
 def start_server(port: int, url: str, token: str, log: Path) -> subprocess.Popen[bytes]:
     """Start `bench/intake.py --serve PORT` with the store URL and token in its environment."""
     env = {**os.environ, DB_ENV: url, TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, __file__, "--serve", str(port)], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, limit: float = 60.0) -> None:
-    """Return once GET /bench/hello answers 200; exit if the server dies or stays silent *limit* s."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the server exited with {proc.returncode} before answering:\n{log_tail(log)}")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", HELLO)
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            conn.close()
-    sys.exit(f"the server did not answer within {limit:.0f} s:\n{log_tail(log)}")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate the server, then kill it if it has not gone within 5 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -415,7 +370,7 @@ def main() -> None:
         t0 = time.perf_counter()
         proc = start_server(port, url, token, log)
         try:
-            wait_ready(proc, port, log)
+            wait_ready(proc, port, log, HELLO)
             print(f"  server pid {proc.pid} answered after {time.perf_counter() - t0:.2f} s")
             throughput(port, proc.pid, token, args.warmup, args.seconds, figs)
             storm(port, proc.pid, token, url, args.storm, log_dir, args.settle, routed, figs)

@@ -8,7 +8,7 @@ run is approved only if its runbook's limits allow it to start now.
 from __future__ import annotations
 
 from runner.catalog import Catalog
-from runner.errors import ForbiddenError, NotFoundError
+from runner.errors import ConflictError, ForbiddenError, NotFoundError
 from runner.records import RunRecord
 from runner.runs import limits_of
 from runner.store import Store
@@ -30,6 +30,9 @@ def decide(store: Store, catalog: Catalog, run_id: str, actor: str, *, approve: 
     if approve and record.requester == actor:
         raise ForbiddenError(f"four eyes: {actor} requested run {record.id}; someone else must approve it")
     runbook = catalog.runbooks.get(record.runbook)
+    if approve and runbook is None:
+        raise ConflictError(f"runbook {record.runbook} is not in the active catalog: "
+                            "its run cannot be approved")
     limits = limits_of(runbook) if runbook is not None else Limits()
     store.decide(record.id, actor, approve=approve, limits=limits, reason=reason)
     return get_run(store, record.id)

@@ -62,6 +62,7 @@ class Plan:
     dry_run: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     secrets: tuple[str, ...] = ()  # values scrubbed from every output before it is recorded
+    attempt: int = 1  # which claim of the run this is (an idempotent run may be queued again)
 
 
 @dataclass
@@ -337,7 +338,7 @@ def execute(
     work_dir: Path | None = None,
 ) -> Outcome:
     """Run *plan* to the end (or its timeout, or *cancel*); never leaves a process or a file behind."""
-    marker = plan.run_id  # a worker recovering the run after a crash finds its orphans by it
+    marker = f"{plan.run_id}.{plan.attempt}"  # a worker recovering the run finds this attempt's orphans
     stop = cancel if cancel is not None else threading.Event()
     data_dir = Path(tempfile.mkdtemp(prefix=f"runbook-{plan.run_id[:12]}-", dir=work_dir))
     try:

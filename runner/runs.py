@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,9 +36,17 @@ _STATUS_OF = {Verdict.ALLOWED: RunStatus.QUEUED, Verdict.REJECTED: RunStatus.REJ
 LEASE = timedelta(seconds=15)  # a worker renews every LEASE/3; a run unrenewed this long is abandoned
 
 
+def pid_namespace() -> str:
+    """This process's PID namespace (two containers may share a host name, never this)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
 def worker_id(kind: str = "worker") -> str:
-    """A name for this process's worker: ``kind@host:pid:random``, unique across restarts."""
-    return f"{kind}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """A name for this process's worker: ``kind@host:pid:pidns:random``, unique across restarts."""
+    return f"{kind}@{socket.gethostname()}:{os.getpid()}:{pid_namespace()}:{uuid.uuid4().hex[:6]}"
 
 
 def new_lease(worker: str) -> Lease:
@@ -104,12 +113,12 @@ def runbook_named(catalog: Catalog, name: str) -> Runbook:
 
 
 def make_plan(catalog: Catalog, runbook: Runbook, params: Mapping[str, Any], hosts: Sequence[str],
-              *, dry_run: bool, run_id: str) -> Plan:
+              *, dry_run: bool, run_id: str, attempt: int = 1) -> Plan:
     """The executor's plan, the values of secret params listed for scrubbing."""
     secrets = tuple(str(v) for k, v in params.items() if k in runbook.params and runbook.params[k].secret
                     and str(v))
     return Plan(runbook, dict(params), tuple(hosts), catalog.root, catalog.inventory, dry_run=dry_run,
-                run_id=run_id, secrets=secrets)
+                run_id=run_id, secrets=secrets, attempt=attempt)
 
 
 def prepare(catalog: Catalog, request: Request, revision: GitRevision | None = None) -> Prepared:
@@ -174,6 +183,7 @@ class Heartbeat:
         self.interval = interval if interval is not None else LEASE.total_seconds() / 3
         self._runs: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._renewed = time.monotonic()  # last time the store confirmed the lease
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lease-heartbeat", daemon=True)
 
@@ -203,12 +213,19 @@ class Heartbeat:
         with self._lock:
             held = dict(self._runs)
         if not held:
+            self._renewed = time.monotonic()
             return
-        self.lease = new_lease(self.lease.worker)
+        lease = new_lease(self.lease.worker)
         try:
-            state = self.store.renew(self.lease, held)
+            state = self.store.renew(lease, held)
         except StoreError:
-            return  # the store is away: try again next beat; the lease outlives a few misses
+            # The store is away. The lease outlives a few missed beats; past that, another worker
+            # may take the runs over, so stop them here first: a run must never execute twice.
+            if time.monotonic() - self._renewed > LEASE.total_seconds() - self.interval:
+                for event in held.values():
+                    event.set()
+            return
+        self.lease, self._renewed = lease, time.monotonic()
         for run_id, event in held.items():
             if state.get(run_id, True):  # a cancel request, or no longer ours
                 event.set()
@@ -246,7 +263,7 @@ def carry_out(
     stop = cancel or threading.Event()
     beat.hold(run_id, stop)
     try:
-        return _execute(store, plan, run_id, on_step, stop, shutdown, work_dir)
+        return _execute(store, plan, run_id, on_step, stop, shutdown, work_dir, beat.lease.worker)
     finally:
         beat.release(run_id)
         if own:
@@ -254,7 +271,8 @@ def carry_out(
 
 
 def _execute(store: Store, plan: Plan, run_id: str, on_step: Callable[[StepRecord], None] | None,
-             cancel: threading.Event, shutdown: threading.Event | None, work_dir: Path | None) -> RunRecord:
+             cancel: threading.Event, shutdown: threading.Event | None, work_dir: Path | None,
+             worker: str) -> RunRecord:
     if plan.dry_run:
         store.add_timeline(run_id, "dry_run", "check mode: nothing is changed")
     unsaved: dict[tuple[int, str], StepRecord] = {}
@@ -262,7 +280,7 @@ def _execute(store: Store, plan: Plan, run_id: str, on_step: Callable[[StepRecor
     def step_seen(step: StepRecord) -> None:
         # Recording must never stop a run half way: a step that cannot be saved now is saved at the end.
         try:
-            store.save_step(run_id, step)
+            store.save_step(run_id, step, worker=worker)
             unsaved.pop((step.index, step.host), None)
         except StoreError:
             unsaved[(step.index, step.host)] = step
@@ -272,20 +290,41 @@ def _execute(store: Store, plan: Plan, run_id: str, on_step: Callable[[StepRecor
     try:
         outcome = execute(plan, on_step=step_seen, cancel=cancel, work_dir=work_dir)
     except Exception as e:
-        store.set_status(run_id, RunStatus.FAILED, detail=f"executor error: {type(e).__name__}: {e}")
+        store.set_status(run_id, RunStatus.FAILED, detail=f"executor error: {type(e).__name__}: {e}",
+                         worker=worker)
         raise
     except BaseException as e:  # Ctrl-C, SystemExit: the run did not finish, and must not look running
-        store.set_status(run_id, RunStatus.INTERRUPTED, detail=f"interrupted: {type(e).__name__}")
+        store.set_status(run_id, RunStatus.INTERRUPTED, detail=f"interrupted: {type(e).__name__}",
+                         worker=worker)
         raise
-    for step in unsaved.values():
-        store.save_step(run_id, step)
     status, message = outcome.status, outcome.message
     if status is RunStatus.CANCELED and shutdown is not None and shutdown.is_set():
         status, message = RunStatus.INTERRUPTED, "the worker shut down and its grace period ended"
-    store.set_status(run_id, status, detail=message)
+    _record_outcome(store, run_id, list(unsaved.values()), status, message, worker)
     final = store.get_run(run_id)
     assert final is not None
     return final
+
+
+def _record_outcome(store: Store, run_id: str, unsaved: list[StepRecord], status: RunStatus, message: str,
+                    worker: str) -> None:
+    """Save what is left and the final status; through a short store outage, keep trying.
+
+    The heartbeat keeps the lease meanwhile (and stops trying to, so that recovery can act, if
+    the outage outlasts it); the outcome of a run that did execute is never silently lost.
+    """
+    delay, deadline = 0.5, time.monotonic() + LEASE.total_seconds()
+    while True:
+        try:
+            for step in unsaved:
+                store.save_step(run_id, step, worker=worker)
+            store.set_status(run_id, status, detail=message, worker=worker)
+            return
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
 
 
 def stored_prepared(catalog: Catalog, record: RunRecord, inputs: Mapping[str, Any]) -> Prepared:
@@ -301,6 +340,7 @@ def stored_prepared(catalog: Catalog, record: RunRecord, inputs: Mapping[str, An
     if missing:
         raise RunbookError(f"the runbook's params changed since the run was queued: no value for "
                            f"{', '.join(missing)}")
-    plan = make_plan(catalog, runbook, inputs, record.hosts, dry_run=record.dry_run, run_id=record.id)
+    plan = make_plan(catalog, runbook, inputs, record.hosts, dry_run=record.dry_run, run_id=record.id,
+                     attempt=max(record.attempts, 1))
     decision = Decision(Verdict.ALLOWED, record.reason, tuple(record.hosts), record.environment)
     return Prepared(record, decision, plan, dict(inputs))

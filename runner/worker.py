@@ -22,7 +22,7 @@ from runner import reaper
 from runner.errors import RunbookError, StoreError
 from runner.executor import MARKER_VAR
 from runner.records import RunRecord, RunStatus
-from runner.runs import Heartbeat, carry_out, new_lease, stored_prepared, worker_id
+from runner.runs import Heartbeat, carry_out, new_lease, pid_namespace, stored_prepared, worker_id
 from runner.service import Loaded
 from runner.store import Store
 
@@ -33,11 +33,13 @@ DEFAULT_GRACE = 30.0  # seconds running runs get to finish on shutdown
 
 
 def _local_gone(worker: str) -> bool:
-    """True when *worker* ran on this host in a process that no longer exists."""
-    _, _, rest = worker.partition("@")
-    host, _, pid_text = rest.partition(":")
-    pid = pid_text.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    """True when *worker* ran on this host, in this PID namespace, in a process that no longer exists."""
+    parts = worker.partition("@")[2].split(":")
+    if len(parts) != 4:
+        return False
+    host, pid, namespace, _ = parts
+    if host != socket.gethostname() or namespace != pid_namespace() or not pid.isdigit() \
+            or int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)
@@ -113,9 +115,10 @@ class WorkerPool:
         except RunbookError as e:  # the store is away, or no catalog is loaded yet
             log.warning("cannot recover abandoned runs: %s", e)
             return
-        for run_id, status in done:
-            # Its ansible processes may outlive the dead worker on this host: stop them first.
-            killed = reaper.reap(MARKER_VAR, run_id)
+        for run_id, status, attempt in done:
+            # Its ansible processes may outlive the dead worker on this host: stop them (the marker
+            # names the attempt, so a new attempt of the same run is never hit).
+            killed = reaper.reap(MARKER_VAR, f"{run_id}.{attempt}")
             log.warning("run %s of a dead worker recorded %s (%d orphan process(es) killed)", run_id,
                         status.value, killed)
 

@@ -57,6 +57,9 @@ def _on_signals(stop: threading.Event, holder: CatalogHolder) -> None:
     """SIGTERM/SIGINT set *stop*; SIGHUP reloads the catalog (in a thread: the handler returns at once)."""
 
     def terminate(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():  # a second signal: the operator does not want to wait for the grace period
+            log.warning("%s again: exiting now", signal.Signals(signum).name)
+            os._exit(1)
         log.info("%s: shutting down", signal.Signals(signum).name)
         stop.set()
 
@@ -138,9 +141,10 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
     serving = threading.Thread(target=server.run, name="http", daemon=True)
     serving.start()
     stop.wait()
+    server.close()  # no new connections; the requests already in progress finish below
+    server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
     if pool is not None:
         pool.stop()  # stop claiming; running runs finish within the grace period, or are interrupted
-    server.close()
     store.close()
 
 

@@ -26,6 +26,9 @@ from runner.store import incidents
 from runner.store.rows import run_record, run_row, timeline_row
 from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
 
+LOCK_BUCKETS = 4096
+_LOCK_BASE = 0x72756E0000  # our advisory lock ids: clear of the migration lock and of other users'
+_LOCK_MANY = sa.text("SELECT pg_advisory_xact_lock(id) FROM unnest(CAST(:ids AS bigint[])) AS id ORDER BY id")
 MAX_ATTEMPTS = 2  # an idempotent run whose worker died is queued again once, not forever
 _ACTIVE = [RunStatus.QUEUED.value, RunStatus.RUNNING.value]
 _PENDING = [s.value for s in PENDING_STATUSES]
@@ -61,10 +64,12 @@ def lock(connection: sa.Connection, keys: Iterable[str]) -> None:
     """Serialise transactions about the same keys (PostgreSQL advisory locks, held to commit)."""
     if connection.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE has already excluded every other writer
-    ids = sorted({int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
-                  for k in keys})
-    for lock_id in ids:  # one global order: two transactions never wait on each other in a cycle
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_id)))
+    # Keys hash into a fixed set of locks, so one transaction never holds more than LOCK_BUCKETS
+    # (PostgreSQL's lock table is shared and finite); a collision only serialises two keys.
+    ids = sorted({_LOCK_BASE + int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big")
+                  % LOCK_BUCKETS for k in keys})
+    if ids:  # one statement, locks taken in ascending order: no two transactions wait in a cycle
+        connection.execute(_LOCK_MANY, {"ids": ids})
 
 
 def runbook_key(name: str) -> str:
@@ -95,6 +100,10 @@ def limit_reason(
             return (f"concurrency: {active} run(s) of {record.runbook} already queued or running on "
                     f"{target} (limit {limits.concurrency})")
     if limits.cooldown is not None and target:
+        active = _count(connection, *same, runs.c.target == target, runs.c.status.in_(_ACTIVE))
+        if active:
+            return (f"cooldown: {active} run(s) of {record.runbook} on {target} not finished yet; the next "
+                    f"may start {format_duration(limits.cooldown)} after the last ends")
         last = connection.execute(
             sa.select(sa.func.max(runs.c.finished_at)).where(
                 *same, runs.c.target == target, runs.c.started_at.is_not(None))
@@ -201,17 +210,18 @@ def renew(connection: sa.Connection, lease: Lease, run_ids: Iterable[str]) -> di
 def recover(
     connection: sa.Connection, now: datetime, *, idempotent: Callable[[str], bool],
     gone: Callable[[str], bool] = lambda worker: False,
-) -> list[tuple[str, RunStatus]]:
-    """Runs left ``running`` by a worker that stopped renewing (or is known *gone*).
+) -> list[tuple[str, RunStatus, int]]:
+    """Runs left ``running`` by a worker that stopped renewing (or is known *gone*): id, status, attempt.
 
     They are recorded ``interrupted``; an idempotent runbook's run is queued again instead,
     once (MAX_ATTEMPTS). Nothing else is ever re-run.
     """
     rows = connection.execute(
-        sa.select(runs.c.id, runs.c.runbook, runs.c.claimed_by, runs.c.lease_until, runs.c.attempts)
+        sa.select(runs.c.id, runs.c.runbook, runs.c.claimed_by, runs.c.lease_until, runs.c.attempts,
+                  runs.c.cancel_requested)
         .where(runs.c.status == RunStatus.RUNNING.value)
     ).all()
-    done = []
+    done: list[tuple[str, RunStatus, int]] = []
     for row in rows:
         expired = row.lease_until is None or row.lease_until < now
         if not expired and not (row.claimed_by and gone(row.claimed_by)):
@@ -222,9 +232,12 @@ def recover(
         same = [runs.c.id == row.id, runs.c.status == RunStatus.RUNNING.value]
         if row.claimed_by is not None:
             same.append(runs.c.claimed_by == row.claimed_by)
-        if idempotent(row.runbook) and row.attempts < MAX_ATTEMPTS and row.lease_until is not None:
-            values: dict[str, Any] = {"status": RunStatus.QUEUED.value, "claimed_by": None,
-                                      "lease_until": None}
+        values: dict[str, Any]
+        if row.cancel_requested:  # someone asked it to stop: it is not run again
+            values, status = _finish_values(RunStatus.CANCELED, now), RunStatus.CANCELED
+            detail = f"{why}; a cancel had been requested: not run again"
+        elif idempotent(row.runbook) and row.attempts < MAX_ATTEMPTS and row.lease_until is not None:
+            values = {"status": RunStatus.QUEUED.value, "claimed_by": None, "lease_until": None}
             status, detail = RunStatus.QUEUED, f"{why}; the runbook is idempotent: queued again"
         else:
             values, status = _finish_values(RunStatus.INTERRUPTED, now), RunStatus.INTERRUPTED
@@ -235,7 +248,7 @@ def recover(
                 .values(status="canceled", message="the worker stopped", finished_at=_at(now))
             )
             _note(connection, row.id, now, status.value, detail)
-            done.append((row.id, status))
+            done.append((row.id, status, int(row.attempts)))
     return done
 
 
@@ -275,7 +288,8 @@ def decide(
     if row["status"] != RunStatus.AWAITING_APPROVAL.value:
         raise ConflictError(f"run {run_id} is {row['status']}, not awaiting approval")
     if approve:
-        blocked = limit_reason(connection, run_record(row), limits, now, exclude=run_id)
+        blocked = None if row["dry_run"] else limit_reason(connection, run_record(row), limits, now,
+                                                             exclude=run_id)
         if blocked is not None:
             raise ConflictError(f"run {run_id} cannot start now: {blocked}; it still awaits approval")
         values: dict[str, Any] = {"status": RunStatus.QUEUED.value, "decided_by": actor}

@@ -13,7 +13,15 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.util import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError, StatementError
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+    StatementError,
+)
 
 from runner.errors import NotFoundError, StoreError, UsageError
 from runner.intake.batch import Batch
@@ -119,12 +127,14 @@ class Store:
                 connection.execute(sa.insert(run_timeline), rows)
 
     def set_status(
-        self, run_id: str, status: RunStatus, *, detail: str = "", at: datetime | None = None
+        self, run_id: str, status: RunStatus, *, detail: str = "", at: datetime | None = None,
+        worker: str | None = None,
     ) -> bool:
         """Move a run to *status*, stamping started/finished times once, and note it on the timeline.
 
         A run already in a final state stays there (a worker that lost its lease must not
-        overwrite ``interrupted``): then nothing changes and the answer is False.
+        overwrite ``interrupted``): then nothing changes and the answer is False. With *worker*,
+        only while that worker holds the run (another may have taken it over since).
         """
         at = at or datetime.now(UTC)
         values: dict[str, Any] = {"status": status.value}
@@ -135,7 +145,9 @@ class Store:
             values["inputs"] = None  # the params a worker needed, secrets included, go with the run
             values["lease_until"] = None
         with self._write(f"cannot set the status of run {run_id}") as connection:
-            open_run = (runs.c.id == run_id, runs.c.status.not_in(_FINAL_VALUES))
+            open_run = [runs.c.id == run_id, runs.c.status.not_in(_FINAL_VALUES)]
+            if worker is not None:
+                open_run.append(runs.c.claimed_by == worker)
             result = connection.execute(sa.update(runs).where(*open_run).values(values))
             if result.rowcount != 1:
                 if connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
@@ -146,10 +158,16 @@ class Store:
             incidents.on_run_status(connection, run_id, status.value, detail, at)
             return True
 
-    def save_step(self, run_id: str, step: StepRecord) -> None:
-        """Insert the step, or update it when the run already has one at this index and host."""
+    def save_step(self, run_id: str, step: StepRecord, *, worker: str | None = None) -> None:
+        """Insert the step, or update it when the run already has one at this index and host.
+
+        With *worker*, only while that worker holds the run.
+        """
         row = step_row(run_id, step)
         with self._write(f"cannot save step {step.index} on {step.host} of run {run_id}") as connection:
+            if worker is not None and connection.execute(sa.select(runs.c.id).where(
+                    runs.c.id == run_id, runs.c.claimed_by == worker)).first() is None:
+                return
             insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
             statement = insert(run_steps).values(row)
             changes = {name: statement.excluded[name] for name in row if name not in _STEP_KEY}
@@ -241,8 +259,9 @@ class Store:
         try:
             self._store_receipts(group)
         except StoreError as e:
-            if len(group) == 1:
-                group[0].error = e
+            if len(group) == 1 or not _statement_error(e):  # the database is away: all fail at once
+                for receipt in group:
+                    receipt.error = e
                 return
             for receipt in group:
                 try:
@@ -283,7 +302,7 @@ class Store:
             return queue.renew(connection, lease, run_ids)
 
     def recover(self, *, idempotent: Callable[[str], bool],
-                gone: Callable[[str], bool] = lambda worker: False) -> list[tuple[str, RunStatus]]:
+                gone: Callable[[str], bool] = lambda worker: False) -> list[tuple[str, RunStatus, int]]:
         """Record ``interrupted`` (or queue again, if idempotent) the runs of dead workers."""
         with self._write("cannot recover abandoned runs") as connection:
             return queue.recover(connection, datetime.now(UTC), idempotent=idempotent, gone=gone)
@@ -522,6 +541,13 @@ def _record_receipt(connection: sa.Connection, receipt: _Receipt) -> list[Stored
             ownership=receipt.owners[i] if i < len(receipt.owners) else None, run=run, at=at)
         stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled, incident_id))
     return stored
+
+
+def _statement_error(error: StoreError) -> bool:
+    """True when one statement was refused (bad data), not the database being away or busy."""
+    cause = error.__cause__
+    return isinstance(cause, (IntegrityError, DataError, ProgrammingError)) or (
+        isinstance(cause, StatementError) and not isinstance(cause, (OperationalError, InterfaceError)))
 
 
 def _reason(error: Exception) -> str:

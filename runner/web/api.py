@@ -151,18 +151,26 @@ def start_run(name: str) -> ResponseReturnValue:
     return jsonify(record_as_data(record)), 201, {"Location": f"/api/v1/runs/{record.id}"}
 
 
+def _listing_query(
+    extra: str,
+) -> tuple[dict[str, str], list[str] | None, datetime | None, int]:
+    """A listing's query: *extra*, ``status`` (comma-separated), ``since`` and ``limit``, checked."""
+    args = request.args.to_dict()
+    allowed = (extra, "status", "since", "limit")
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown query parameter {unknown[0]!r} ({', '.join(allowed)})")
+    for name, value in args.items():
+        check_text(value, f"query parameter {name}")
+    status = [s for s in args.get("status", "").split(",") if s] or None
+    return args, status, _since(args.get("since")), _limit(args.get("limit", "50"))
+
+
 @blueprint.get("/runs")
 def list_runs() -> ResponseReturnValue:
     """Runs newest first: ``?runbook=&status=a,b&since=1h|RFC3339&limit=50``."""
     identity()
-    args = request.args
-    unknown = sorted(set(args) - {"runbook", "status", "since", "limit"})
-    if unknown:
-        raise BadRequest(f"unknown query parameter {unknown[0]!r} (runbook, status, since, limit)")
-    for name, value in args.items():
-        check_text(value, f"query parameter {name}")
-    status = [s for s in args.get("status", "").split(",") if s] or None
-    since, limit = _since(args.get("since")), _limit(args.get("limit", "50"))
+    args, status, since, limit = _listing_query("runbook")
     records = runtime().store.list_runs(runbook=args.get("runbook") or None, status=status, since=since,
                                         limit=limit)
     return jsonify(runs=[record_as_data(r) for r in records])
@@ -254,14 +262,7 @@ def _limit(text: str) -> int:
 def list_incidents() -> ResponseReturnValue:
     """Incidents newest first: ``?status=open,acknowledged&team=&since=1d&limit=50``."""
     identity()
-    args = request.args
-    unknown = sorted(set(args) - {"status", "team", "since", "limit"})
-    if unknown:
-        raise BadRequest(f"unknown query parameter {unknown[0]!r} (status, team, since, limit)")
-    for name, value in args.items():
-        check_text(value, f"query parameter {name}")
-    status = [s for s in args.get("status", "").split(",") if s] or None
-    since, limit = _since(args.get("since")), _limit(args.get("limit", "50"))
+    args, status, since, limit = _listing_query("team")
     found = runtime().store.list_incidents(status=status, team=args.get("team") or None, since=since,
                                            limit=limit)
     return jsonify(incidents=[incident_as_data(i) for i in found])

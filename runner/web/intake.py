@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -33,6 +34,14 @@ ROUTES = {"alertmanager": "/api/v1/alerts/alertmanager", "grafana": "/api/v1/ale
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; one too large for a float (1e400) is refused, not made infinite."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 def check_text(text: str, where: str) -> None:
@@ -63,7 +72,7 @@ def _check_strings(value: object) -> None:
 def decode(body: bytes) -> object:
     """The JSON document of *body*, or BadRequest saying why not (the API shares this)."""
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         reason = str(e) if isinstance(e, ValueError) else "nested too deeply"
         raise BadRequest(f"body is not valid JSON: {reason}") from None
@@ -107,7 +116,7 @@ def _receive(source: str) -> tuple[Response, int]:
     try:
         stored = state.store.record_alerts(batch, candidates=runs, owners=owners)
     except StoreError as e:
-        log.error("alerts not stored, answering 503: %s", e)
+        log.error("alerts not stored, answering 503: %.300s", e)  # the start: the driver's reason
         response = jsonify(error="the alert store is unavailable; retry later", status=503)
         response.headers["Retry-After"] = "5"
         return response, 503

@@ -155,6 +155,8 @@ def test_every_auth_failure_is_a_401_with_a_reason(server) -> None:  # type: ign
             400,
             "alerts[0].labels.alertname",
         ),
+        (b'{"labels": {"alertname": "A"}, "x": 1e400}', "application/json", 400, "1e400 is out of range"),
+        (b'{"labels": {"alertname": "A\\u0000"}}', "application/json", 400, "NUL characters"),
         (b'{"labels": {"alertname": "A"}}', "text/plain", 415, "application/json"),
         (b"x" * (6 * 1024 * 1024), "application/json", 413, ""),
     ],

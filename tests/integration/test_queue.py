@@ -226,11 +226,17 @@ def test_cooldown_rejects_the_target_that_just_ran_and_no_other(store_url: str, 
         storm(store_url, active, "Resting", ["web-1", "web-2"] * 25, "resting")
         grouped = by_status(store, "resting")
     assert [r.target for r in grouped[RunStatus.SUCCEEDED]] == ["web-1"]
-    assert [r.target for r in grouped[RunStatus.QUEUED]] == ["web-2"] * 25
-    assert [r.target for r in grouped[RunStatus.REJECTED]] == ["web-1"] * 25
+    # web-2 has not run: one run is queued; the others must wait for its end plus the cooldown.
+    assert [r.target for r in grouped[RunStatus.QUEUED]] == ["web-2"]
+    ended = grouped[RunStatus.SUCCEEDED][0].finished_at
+    assert ended is not None
+    rejected = Counter((r.target, r.reason.split(";")[0]) for r in grouped[RunStatus.REJECTED])
+    last = f"cooldown: the last run on web-1 ended at {ended.isoformat(timespec='seconds')}"
+    assert rejected == {("web-2", "cooldown: 1 run(s) of resting on web-2 not finished yet"): 24,
+                        ("web-1", last): 25}
     for record in grouped[RunStatus.REJECTED]:
-        assert record.reason.startswith("cooldown: the last run on web-1 ended at ")
-        assert record.reason.endswith("(cooldown 10m)")
+        if record.target == "web-1":
+            assert record.reason.endswith("(cooldown 10m)")
 
 
 def test_a_storm_of_one_alert_makes_one_run_and_99_repeats(store_url: str, active: Loaded) -> None:
@@ -275,21 +281,21 @@ def test_runs_of_dead_workers_are_interrupted_or_queued_again_once(store_url: st
         dead, retried, alive = (manual(store, active, "plain", host) for host in ("web-1", "web-2", "pay-1"))
         assert store.claim(Lease("worker-dead", past), run_id=dead.id) is not None
         assert store.claim(new_lease("worker-live"), run_id=alive.id) is not None
-        assert store.recover(idempotent=lambda name: False) == [(dead.id, RunStatus.INTERRUPTED)]
+        assert store.recover(idempotent=lambda name: False) == [(dead.id, RunStatus.INTERRUPTED, 1)]
         record = store.get_run(dead.id)
         assert record is not None and record.status is RunStatus.INTERRUPTED and record.finished_at
         assert record.timeline[-1].event == "interrupted"
         assert "worker worker-dead stopped without finishing the run" in record.timeline[-1].detail
 
         assert store.claim(Lease("worker-gone-1", past), run_id=retried.id) is not None
-        assert store.recover(idempotent=lambda name: name == "plain") == [(retried.id, RunStatus.QUEUED)]
+        assert store.recover(idempotent=lambda name: name == "plain") == [(retried.id, RunStatus.QUEUED, 1)]
         record = store.get_run(retried.id)
         assert record is not None and (record.status, record.claimed_by, record.attempts) == (
             RunStatus.QUEUED, None, 1)
         assert "worker worker-gone-1" in record.timeline[-1].detail
         assert record.timeline[-1].detail.endswith("queued again")
         assert store.claim(Lease("worker-gone-2", past), run_id=retried.id) is not None
-        assert store.recover(idempotent=lambda name: True) == [(retried.id, RunStatus.INTERRUPTED)]
+        assert store.recover(idempotent=lambda name: True) == [(retried.id, RunStatus.INTERRUPTED, 2)]
         record = store.get_run(retried.id)
         assert record is not None and (record.status, record.attempts) == (RunStatus.INTERRUPTED, 2)
         assert "worker worker-gone-2" in record.timeline[-1].detail
@@ -297,19 +303,19 @@ def test_runs_of_dead_workers_are_interrupted_or_queued_again_once(store_url: st
         live = store.get_run(alive.id)
         assert live is not None and (live.status, live.claimed_by) == (RunStatus.RUNNING, "worker-live")
         assert store.recover(idempotent=lambda name: False, gone=lambda w: w == "worker-live") == [
-            (alive.id, RunStatus.INTERRUPTED)]
+            (alive.id, RunStatus.INTERRUPTED, 1)]
 
 
 def test_concurrent_recovery_records_each_abandoned_run_once(store_url: str, active: Loaded) -> None:
     past = datetime.now(UTC) - timedelta(minutes=1)
-    recovered: list[tuple[str, RunStatus]] = []
+    recovered: list[tuple[str, RunStatus, int]] = []
     with Store(store_url) as store:
         abandoned = [manual(store, active, "plain", HOSTS[i % 5]).id for i in range(10)]
         for run_id in abandoned:
             assert store.claim(Lease("worker-dead", past), run_id=run_id) is not None
         together(8, lambda _: recovered.extend(store.recover(idempotent=lambda name: True)))
         records = [store.get_run(run_id) for run_id in abandoned]
-    assert sorted(recovered) == sorted((run_id, RunStatus.QUEUED) for run_id in abandoned)
+    assert sorted(recovered) == sorted((run_id, RunStatus.QUEUED, 1) for run_id in abandoned)
     for record in records:
         assert record is not None and record.status is RunStatus.QUEUED
         assert [e.event for e in record.timeline].count("queued") == 2  # on creation, and once again
@@ -430,3 +436,66 @@ def test_a_cancel_racing_a_claim_never_reports_a_running_run_canceled(
         assert (answers, record.cancel_requested) == ([RunStatus.RUNNING], True)
     else:  # a running run is noted, not reported canceled
         assert answers == [()] and record.timeline[-1].event == "alert_resolved"
+
+
+# --- what a review found ------------------------------------------------------------------------------
+
+
+def test_a_worker_that_lost_the_run_cannot_write_its_outcome(store_url: str, active: Loaded) -> None:
+    from runner.records import StepRecord, StepStatus
+
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    with Store(store_url) as store:
+        run = manual(store, active, "plain", "web-1")
+        assert store.claim(Lease("worker-a", past), run_id=run.id) is not None
+        assert store.recover(idempotent=lambda name: True) == [(run.id, RunStatus.QUEUED, 1)]
+        assert store.claim(new_lease("worker-c"), run_id=run.id) is not None
+        step = StepRecord(index=1, name="ping", kind="step", host="web-1", status=StepStatus.OK)
+        store.save_step(run.id, step, worker="worker-a")  # too late: ignored
+        assert store.set_status(run.id, RunStatus.CANCELED, detail="stale", worker="worker-a") is False
+        record = store.get_run(run.id)
+        assert record is not None and (record.status, record.claimed_by, record.steps) == (
+            RunStatus.RUNNING, "worker-c", [])
+        assert store.set_status(run.id, RunStatus.SUCCEEDED, worker="worker-c") is True
+
+
+def test_a_dead_workers_run_with_a_cancel_request_is_canceled_not_queued_again(
+    store_url: str, active: Loaded
+) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    with Store(store_url) as store:
+        run = manual(store, active, "plain", "web-1")
+        assert store.claim(Lease("worker-dead", past), run_id=run.id) is not None
+        assert store.request_cancel(run.id, "bob") is RunStatus.RUNNING
+        assert store.recover(idempotent=lambda name: True) == [(run.id, RunStatus.CANCELED, 1)]
+        record = store.get_run(run.id)
+        assert record is not None and record.status is RunStatus.CANCELED
+        assert record.timeline[-1].detail.endswith("a cancel had been requested: not run again")
+
+
+def test_cooldown_counts_runs_not_finished_yet(store_url: str, active: Loaded) -> None:
+    with Store(store_url) as store:
+        first = post(store, alert_request(active, "Resting", "web-1", "fp-rest-1"))[0].run
+        second = post(store, alert_request(active, "Resting", "web-1", "fp-rest-2"))[0].run
+    assert first is not None and first.status is RunStatus.QUEUED
+    assert second is not None and second.status is RunStatus.REJECTED
+    assert second.reason.startswith("cooldown: 1 run(s) of resting on web-1 not finished yet")
+
+
+def test_approving_a_dry_run_ignores_the_limits_and_a_missing_runbook_refuses(
+    store_url: str, active: Loaded
+) -> None:
+    with Store(store_url) as store:
+        busy = manual(store, active, "gated", "web-2")  # concurrency 1: it will hold web-2
+        assert actions.decide(store, active.catalog, busy.id, "bob", approve=True).status is RunStatus.QUEUED
+        gated = prepare(active.catalog, Request("gated", ALICE, params={"host": "web-2"}, dry_run=True),
+                        active.revision)
+        dry = store.enqueue(candidate(active.catalog, gated))
+        assert dry.status is RunStatus.AWAITING_APPROVAL
+        assert actions.decide(store, active.catalog, dry.id, "bob", approve=True).status is RunStatus.QUEUED
+        other = store.enqueue(candidate(active.catalog, prepare(
+            active.catalog, Request("gated", ALICE, params={"host": "pay-1"}), active.revision)))
+        without = type(active.catalog)(root=active.catalog.root, policy=active.catalog.policy,
+                                       owners=active.catalog.owners)
+        with pytest.raises(ConflictError, match="not in the active catalog"):
+            actions.decide(store, without, other.id, "bob", approve=True)

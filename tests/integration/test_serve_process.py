@@ -125,13 +125,13 @@ def test_sigterm_lets_a_run_finish_its_grace_then_records_it_interrupted(
     assert server.post_alert("SleepLong", "fp-sleep", tmp_path) == 202
     with Store(store_url) as store:
         run_id = running_run(store)
-        assert processes_with(MARKER_VAR, run_id)  # ansible is at work
+        assert processes_with(MARKER_VAR, f"{run_id}.1")  # ansible is at work
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=60) == 0, server.log.read_text()
         run = store.get_run(run_id)
     assert run is not None and run.status.value == "interrupted"
     assert run.timeline[-1].detail == "the worker shut down and its grace period ended"
-    assert processes_with(MARKER_VAR, run_id) == []  # nothing of the run outlives the server
+    assert processes_with(MARKER_VAR, f"{run_id}.1") == []  # nothing of the run outlives the server
 
 
 def test_sighup_reloads_the_catalog(
@@ -195,10 +195,10 @@ def test_a_run_left_running_by_a_killed_server_is_recorded_interrupted_not_rerun
         run_id = running_run(store)
         first.proc.kill()
         first.proc.wait(timeout=30)
-        assert processes_with(MARKER_VAR, run_id)  # the dead server's ansible lives on, for now
+        assert processes_with(MARKER_VAR, f"{run_id}.1")  # the dead server's ansible lives on, for now
         processes.append(Process(catalog_repo, store_url, tmp_path, "--workers", "1"))
         run = wait_for(lambda: (r := store.get_run(run_id)) and r.status.value != "running" and r,
                        "the run to be recovered")
     assert run.status.value == "interrupted" and run.attempts == 1  # sleeper is not idempotent
     assert "stopped without finishing the run" in run.timeline[-1].detail
-    assert wait_for(lambda: processes_with(MARKER_VAR, run_id) == [], "the orphans to be killed", 10)
+    assert wait_for(lambda: processes_with(MARKER_VAR, f"{run_id}.1") == [], "the orphans to be killed", 10)
