@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from runner.alerts import Alert
 from runner.errors import ParamError, RunbookError
 from runner.intake.batch import Batch
-from runner.models import Runbook, Severity
+from runner.models import Owners, Runbook, Severity, Team
 from runner.params import redact_alert
 from runner.records import GitRevision, Ownership, RunRecord, RunStatus, TimelineEntry, Trigger
 from runner.runs import Request, candidate, limits_of, prepare
@@ -92,7 +93,21 @@ def ownership(active: Loaded, alert: Alert) -> Ownership:
     severity = runbook.severity.value if runbook else default
     title = alert.annotations.get("summary") or alert.alertname or "(no alertname)"
     return Ownership(team=team_name, owner=team.primary if team else team_name, severity=severity,
-                     title=title[:_TITLE_MAX], runbook=runbook.name if runbook else None)
+                     title=title[:_TITLE_MAX], runbook=runbook.name if runbook else None,
+                     policy=escalation_policy(catalog.owners, team) if team else None)
+
+
+def escalation_policy(owners: Owners, team: Team) -> dict[str, Any]:
+    """A team's escalation policy as the store keeps it on each incident (it survives reloads)."""
+    levels = []
+    for level in team.levels:
+        entry: dict[str, Any] = {"after": int(level.after.total_seconds()), "notify": list(level.notify)}
+        if level.handoff:
+            entry["handoff"] = level.handoff
+            other = owners.teams.get(level.handoff)
+            entry["handoff_notify"] = list(other.levels[0].notify) if other and other.levels else []
+        levels.append(entry)
+    return {"levels": levels, "repeat": team.repeat, "updates": team.updates}
 
 
 def ownerships(active: Loaded | None, batch: Batch) -> list[Ownership | None]:

@@ -186,6 +186,7 @@ class Ownership:
     severity: str
     title: str
     runbook: str | None = None  # None: no runbook matches; the policy's default owner has it
+    policy: dict[str, Any] | None = None  # the team's escalation policy (see runner.store.escalation)
 
 
 @dataclass

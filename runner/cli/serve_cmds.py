@@ -17,6 +17,7 @@ from waitress.server import create_server
 from runner.catalog import find_root
 from runner.cli import fail, main, settings
 from runner.errors import RunbookError
+from runner.escalation import Escalator
 from runner.service import CatalogHolder
 from runner.store import Store
 from runner.web import AppConfig, create_app, runtime
@@ -128,11 +129,14 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
                       on_finish=state.metrics.run_finished) if workers else None
     if pool is not None:
         state.on_queued.append(pool.notify)
+    escalator = Escalator(store, lambda: holder.active) if workers else None
     server = create_server(app, host=host, port=port, threads=threads, ident="runbook-runner")
     stop = threading.Event()
     _on_signals(stop, holder)
     if pool is not None:
         pool.start()
+    if escalator is not None:
+        escalator.start()
     if tokens is None and not insecure_local:
         log.warning("no RUNBOOK_TOKENS_FILE: the operator API answers 401 to everyone")
     bound = getattr(server, "effective_port", port)
@@ -145,6 +149,8 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
     server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
     if pool is not None:
         pool.stop()  # stop claiming; running runs finish within the grace period, or are interrupted
+    if escalator is not None:
+        escalator.stop()
     store.close()
 
 
@@ -163,12 +169,15 @@ def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: f
     _logging()
     store, holder = _open(runbooks_dir, db_url)
     pool = WorkerPool(store, lambda: holder.active, size=max(workers, 1), grace=grace)
+    escalator = Escalator(store, lambda: holder.active)
     stop = threading.Event()
     _on_signals(stop, holder)
     pool.start()
+    escalator.start()
     click.echo(f"{pool.size} worker(s) on {store.display_url} (runbooks {holder.active.commit})", err=True)
     stop.wait()
     pool.stop()
+    escalator.stop()
     store.close()
 
 

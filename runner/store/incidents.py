@@ -15,10 +15,13 @@ import sqlalchemy as sa
 from runner.alerts import Alert
 from runner.errors import ConflictError, NotFoundError
 from runner.records import Incident, IncidentStatus, Ownership, RunRecord, TimelineEntry
+from runner.store import escalation
 from runner.store.rows import storable
 from runner.store.tables import alerts, incident_timeline, incidents, runs
 
 _OPEN = [IncidentStatus.OPEN.value, IncidentStatus.ACKNOWLEDGED.value]
+ESCALATE_UNMATCHED = ("critical", "high")  # severities of alerts no runbook matches that escalate at once
+ESCALATING_EVENTS = ("failed", "timed_out", "interrupted")  # run outcomes automation could not fix
 _GROUPED = {"alertmanager", "grafana"}  # sources whose webhooks carry the sender's group key
 
 
@@ -61,11 +64,17 @@ def on_alert(
         connection.execute(sa.insert(incidents).values(
             id=incident_id, key=key, status=IncidentStatus.OPEN.value, title=storable(ownership.title),
             severity=ownership.severity, source=source, runbook=ownership.runbook, owner_team=ownership.team,
-            owner=ownership.owner, opened_at=at))
+            owner=ownership.owner, opened_at=at, policy=ownership.policy))
         note(connection, incident_id, at, "opened", f"alert {alert.alertname} ({alert.fingerprint or '-'})")
         why = f"runbook {ownership.runbook}" if ownership.runbook else "no runbook matches: the default owner"
         note(connection, incident_id, at, "owner_assigned",
              f"team {ownership.team}, primary {ownership.owner} ({why})")
+        escalation.update(connection, incident_id, f"opened: {ownership.title} ({ownership.severity}); owner "
+                          f"{ownership.owner} of team {ownership.team}", at)
+        if ownership.runbook is None and ownership.severity in ESCALATE_UNMATCHED:
+            reason = f"no runbook matches this {ownership.severity} alert"
+            escalation.start(connection, incident_id, reason,
+                             escalation.message_for(connection, incident_id, reason), at)
     else:
         incident_id = str(incident["id"])
         seen = connection.execute(sa.select(alerts.c.id).where(
@@ -79,6 +88,12 @@ def on_alert(
         run.incident_id = incident_id
         note(connection, incident_id, at, f"run_{run.status.value}",
              f"run {run.id} of {run.runbook}: {run.reason}")
+        if run.status.value in ("rejected", "awaiting_approval"):
+            reason = (f"run {run.id[:12]} of {run.runbook} was rejected: {run.reason}"
+                      if run.status.value == "rejected" else
+                      f"run {run.id[:12]} of {run.runbook} awaits approval: {run.reason}")
+            escalation.start(connection, incident_id, reason,
+                             escalation.message_for(connection, incident_id, reason, run.id), at)
     if alert.status == "resolved" and not repeat:
         note(connection, incident_id, at, "alert_resolved", f"alert {alert.alertname} ({alert.fingerprint})")
         if not _still_firing(connection, incident_id):
@@ -106,9 +121,21 @@ def _how_resolved(connection: sa.Connection, incident_id: str) -> str:
 
 
 def _resolve(connection: sa.Connection, incident_id: str, at: datetime, resolution: str) -> None:
+    _close_escalation(connection, incident_id, "resolve", f"resolved: {resolution}", at)
     connection.execute(sa.update(incidents).where(incidents.c.id == incident_id).values(
         status=IncidentStatus.RESOLVED.value, resolved_at=at, resolution=storable(resolution)))
     note(connection, incident_id, at, "resolved", resolution)
+
+
+def _close_escalation(
+    connection: sa.Connection, incident_id: str, kind: str, text: str, at: datetime
+) -> None:
+    """Stop escalating; tell the channels that were told, and the updates channel."""
+    for channel in escalation.stop(connection, incident_id, text, at):
+        escalation.queue_message(connection, incident_id, channel, kind, {
+            "kind": kind, "incident_id": incident_id, "summary": text[:200], "severity": "info",
+            "source": "runbook-runner", "context": {"incident": {"id": incident_id}}}, at)
+    escalation.update(connection, incident_id, text, at)
 
 
 def _row(connection: sa.Connection, incident_id: str) -> sa.RowMapping:
@@ -127,6 +154,7 @@ def acknowledge(connection: sa.Connection, incident_id: str, actor: str, at: dat
     connection.execute(sa.update(incidents).where(incidents.c.id == incident_id).values(
         status=IncidentStatus.ACKNOWLEDGED.value, acknowledged_at=at, acknowledged_by=actor))
     note(connection, incident_id, at, "acknowledged", f"by {actor}")
+    _close_escalation(connection, incident_id, "acknowledge", f"acknowledged by {actor}", at)
 
 
 def resolve_by_hand(
@@ -141,10 +169,19 @@ def resolve_by_hand(
 
 def on_run_status(connection: sa.Connection, run_id: str, event: str, detail: str, at: datetime) -> None:
     """Note a run's new status on its incident's timeline (if it has one)."""
-    incident_id = connection.execute(sa.select(runs.c.incident_id).where(runs.c.id == run_id)).scalar()
-    if incident_id is not None:
-        text = f"run {run_id}" + (f": {detail}" if detail else "")
-        note(connection, str(incident_id), at, f"run_{event}", text)
+    found = connection.execute(sa.select(runs.c.incident_id).where(runs.c.id == run_id)).scalar()
+    if found is None:
+        return
+    incident_id = str(found)
+    text = f"run {run_id}" + (f": {detail}" if detail else "")
+    note(connection, incident_id, at, f"run_{event}", text)
+    if event in ESCALATING_EVENTS:
+        reason = f"run {run_id[:12]} {event.replace('_', ' ')}" + (f": {detail}" if detail else "")
+        escalation.start(connection, incident_id, reason,
+                         escalation.message_for(connection, incident_id, reason, run_id), at)
+    elif event in ("running", "succeeded"):
+        hint = " (the alert should resolve now; if not, the fix did not hold)" if event == "succeeded" else ""
+        escalation.update(connection, incident_id, f"run {run_id[:12]} {event}{hint}", at)
 
 
 def find(connection: sa.Connection, incident_id: str) -> Incident | None:

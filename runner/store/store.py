@@ -36,7 +36,7 @@ from runner.records import (
     StepRecord,
     TimelineEntry,
 )
-from runner.store import incidents, migrate, queue
+from runner.store import escalation, incidents, migrate, queue
 from runner.store.engine import WRITE_OPTION, create_engine, parse_url, safe_url, scrub
 from runner.store.queue import Candidate, Lease, Limits
 from runner.store.rows import run_record, run_row, step_row, timeline_row
@@ -370,6 +370,42 @@ class Store:
                 raise UsageError(f"unknown incident status {value!r} (one of: {', '.join(known)})")
         with self._read("cannot list incidents") as connection:
             return incidents.listing(connection, status=values or None, team=team, since=since, limit=limit)
+
+    def fire_due_escalations(self, now: datetime | None = None) -> list[tuple[str, list[str]]]:
+        """Fire every escalation level that is due, once each: (incident id, targets) of those fired."""
+        at = now or datetime.now(UTC)
+        fired = []
+        with self._read("cannot read escalations") as connection:
+            due = escalation.due(connection, at)
+        for row in due:
+            with self._write(f"cannot escalate incident {row['incident_id']}") as connection:
+                queue.lock(connection, [f"escalation:{row['incident_id']}"])
+                targets = escalation.fire(connection, row, at, dict(row["context"]))
+            if targets is not None:
+                fired.append((str(row["incident_id"]), targets))
+        return fired
+
+    def claim_messages(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Outbox messages due now, claimed for delivery (the oldest of each channel)."""
+        with self._write("cannot claim messages") as connection:
+            return escalation.claim_messages(connection, now or datetime.now(UTC))
+
+    def message_delivered(self, message_id: int) -> None:
+        """Mark an outbox message sent."""
+        with self._write(f"cannot mark message {message_id} sent") as connection:
+            escalation.delivered(connection, message_id, datetime.now(UTC))
+
+    def message_failed(self, message_id: int, attempts: int, reason: str, *, retryable: bool,
+                       now: datetime | None = None) -> str:
+        """Retry later (backoff) or make a dead letter; the status after."""
+        with self._write(f"cannot mark message {message_id} failed") as connection:
+            at = now or datetime.now(UTC)
+            return escalation.failed(connection, message_id, attempts, reason, retryable, at)
+
+    def outbox(self, incident_id: str | None = None) -> list[dict[str, Any]]:
+        """The outbox (of one incident), oldest first."""
+        with self._read("cannot read the outbox") as connection:
+            return escalation.messages(connection, incident_id)
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers."""

@@ -152,6 +152,7 @@ incidents = sa.Table(
     sa.Column("acknowledged_by", sa.Text, nullable=True),
     sa.Column("resolved_at", UTCDateTime, nullable=True),
     sa.Column("resolution", sa.Text, nullable=True),
+    sa.Column("policy", json_type(), nullable=True),  # the owner team's escalation policy, as it was
     sa.Index("ix_incidents_key_status", "key", "status"),
     sa.Index("ix_incidents_opened_at", "opened_at"),
 )
@@ -165,4 +166,36 @@ incident_timeline = sa.Table(
     sa.Column("event", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Index("ix_incident_timeline_incident_id_id", "incident_id", "id"),
+)
+
+escalations = sa.Table(
+    "escalations",
+    metadata,
+    sa.Column("incident_id", sa.Text, sa.ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),  # active | stopped | done
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),  # the next level to fire, 0-based
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("next_at", UTCDateTime, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("context", json_type(), nullable=False),
+    sa.Index("ix_escalations_state_next_at", "state", "next_at"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),  # a channel of owners.yaml, or person:NAME
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("message", json_type(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | dead
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Index("ix_outbox_status_channel_id", "status", "channel", "id"),
+    sa.Index("ix_outbox_incident_id", "incident_id"),
 )

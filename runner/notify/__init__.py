@@ -1,0 +1,122 @@
+"""Notifiers: deliver one incident message to one channel (webhook, Slack, PagerDuty, e-mail).
+
+``notifier_for(channel, environ)`` resolves the channel's secrets from the environment and
+returns a ``Notifier`` whose ``send(message)`` either delivers or raises ``DeliveryError``.
+The error says whether trying again later can help (``retryable``); retrying, backing off and
+recording attempts is the caller's job (escalation), not the notifier's.
+
+Secrets (webhook and Slack URLs, HMAC secrets, routing keys, SMTP passwords) never appear in
+an error's reason, in a log line or in a notifier's repr: reasons name the channel and, for a
+missing secret, the environment variable, e.g. ``slack channel ops-slack: HTTP 500``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runner.errors import RunbookError
+from runner.models import Channel
+
+KINDS = ("escalation", "update", "acknowledge", "resolve")
+SEVERITIES = ("critical", "high", "warning", "info")
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Message:
+    """One thing to tell a channel about an incident.
+
+    *incident_id* threads everything about one incident: it is PagerDuty's dedup_key, and the
+    reference in Slack, webhook and e-mail messages. *context* is JSON-ready (alert, incident,
+    owner, runbook, revision, steps with name/host/status/output tail, reason, next steps).
+    """
+
+    kind: str  # escalation | update | acknowledge | resolve
+    incident_id: str
+    summary: str  # one line, <= 200 chars
+    severity: str  # critical | high | warning | info
+    source: str  # e.g. the host or alertname (PagerDuty payload.source)
+    context: dict[str, Any]
+    link: str | None = None  # URL of the incident, when RUNBOOK_EXTERNAL_URL is set
+    level: int | None = None  # escalation level (1-based) when kind == "escalation"
+
+    def __post_init__(self) -> None:
+        # A DeliveryError, not a ValueError: a message that cannot be built cannot be delivered
+        # either, and the escalator records it as a dead letter instead of choking on it.
+        if self.kind not in KINDS:
+            raise DeliveryError(f"message kind {self.kind!r} is not one of {', '.join(KINDS)}",
+                                retryable=False)
+        if self.severity not in SEVERITIES:
+            raise DeliveryError(f"message severity {self.severity!r} is not one of {', '.join(SEVERITIES)}",
+                                retryable=False)
+        if not self.incident_id:
+            raise DeliveryError("message incident_id is empty", retryable=False)
+
+
+class DeliveryError(RunbookError):
+    """A message was not delivered; ``retryable`` says whether trying again later can help.
+
+    ``reason`` names the channel and what went wrong, never a secret (URL, key, password).
+    ``retry_after`` is the delay in seconds the receiver asked for (HTTP Retry-After), if any.
+    """
+
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Notifier(Protocol):
+    """Delivers messages to one channel."""
+
+    def send(self, message: Message) -> None:
+        """Deliver *message*, or raise DeliveryError."""
+        ...
+
+
+def secret(channel: Channel, environ: Mapping[str, str], setting: str) -> str:
+    """The value of the environment variable that *channel*'s *setting* names; DeliveryError if unset."""
+    holder = channel.settings if setting in channel.settings else channel.settings.get("smtp", {})
+    var = holder.get(setting)
+    if not var:
+        raise DeliveryError(f"{channel.type} channel {channel.name}: no {setting} configured",
+                            retryable=False)
+    value = environ.get(var, "")
+    if not value:
+        raise DeliveryError(
+            f"{channel.type} channel {channel.name}: environment variable {var} is not set", retryable=False
+        )
+    return value
+
+
+def notifier_for(
+    channel: Channel, environ: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT
+) -> Notifier:
+    """The notifier for *channel*, its secrets read from *environ* now.
+
+    Raises DeliveryError(retryable=False) naming the variable when a secret is not set.
+    """
+    # Imported here: each notifier module imports Message and DeliveryError from this one.
+    if channel.type == "webhook":
+        from runner.notify.webhook import WebhookNotifier
+
+        return WebhookNotifier(channel, environ, timeout=timeout)
+    if channel.type == "slack":
+        from runner.notify.slack import SlackNotifier
+
+        return SlackNotifier(channel, environ, timeout=timeout)
+    if channel.type == "pagerduty":
+        from runner.notify.pagerduty import PagerDutyNotifier
+
+        return PagerDutyNotifier(channel, environ, timeout=timeout)
+    if channel.type == "email":
+        from runner.notify.email import EmailNotifier
+
+        return EmailNotifier(channel, environ, timeout=timeout)
+    raise DeliveryError(f"channel {channel.name}: unknown channel type {channel.type!r}", retryable=False)
+
+
+__all__ = ["DEFAULT_TIMEOUT", "DeliveryError", "Message", "Notifier", "notifier_for", "secret"]

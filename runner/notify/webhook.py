@@ -1,0 +1,64 @@
+"""Generic webhook: the message as JSON, signed with HMAC-SHA256 like the intake expects its alerts.
+
+Body: ``{"kind", "incident_id", "summary", "severity", "source", "level", "link", "context"}``.
+Headers: ``X-Runbook-Timestamp`` and ``X-Runbook-Signature: sha256=<hex HMAC-SHA256(secret,
+"<timestamp>." + body)>`` (the receiver verifies as ``runner.web.auth.verify_signature`` does,
+replay window included). A channel without ``secret_env`` sends unsigned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from runner.models import Channel
+from runner.notify import DEFAULT_TIMEOUT, Message, secret
+from runner.notify.http import check_url, log, post_json
+
+
+def payload(message: Message) -> dict[str, Any]:
+    """The JSON document a webhook receives for *message*."""
+    return {
+        "kind": message.kind,
+        "incident_id": message.incident_id,
+        "summary": message.summary,
+        "severity": message.severity,
+        "source": message.source,
+        "level": message.level,
+        "link": message.link,
+        "context": message.context,
+    }
+
+
+def _sign(key: str, body: bytes) -> dict[str, str]:
+    # Imported late: runner.web's package imports Flask and the service; the worker that
+    # escalates should not need them, nor risk an import cycle through them.
+    from runner.web.auth import sign
+
+    return sign(key, body)
+
+
+class WebhookNotifier:
+    """POSTs signed JSON to the URL in the channel's ``url_env``."""
+
+    def __init__(
+        self, channel: Channel, environ: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self._url = check_url(channel, secret(channel, environ, "url_env"), channel.settings["url_env"])
+        self._key = secret(channel, environ, "secret_env") if channel.settings.get("secret_env") else None
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier({self.channel.name!r})"
+
+    def send(self, message: Message) -> None:
+        """POST *message*; DeliveryError unless the receiver answers 2xx."""
+        body = json.dumps(payload(message), separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        headers = _sign(self._key, body) if self._key else {}
+        secrets = [self._key] if self._key else []
+        status = post_json(self.channel, self._url, body, timeout=self.timeout, secrets=secrets,
+                           headers=headers)
+        log.info("webhook channel %s: %s of incident %s delivered (HTTP %d)",
+                 self.channel.name, message.kind, message.incident_id, status)

@@ -1,0 +1,221 @@
+"""Escalations and the outbox in SQL: timers and messages that survive restarts and fire once.
+
+An incident carries its owner team's escalation policy as it was when the incident opened
+(``incidents.policy``): levels (``after`` seconds from the start, ``notify`` targets, an
+optional ``handoff`` team with its first targets), ``repeat`` and the ``updates`` channel.
+An escalation starts when automation cannot fix the incident (a run failed, timed out, was
+interrupted or rejected; a run awaits approval; no runbook matches a severe alert); each due
+level is claimed by compare-and-set, so with several workers it fires once; acknowledging or
+resolving the incident stops it. Every message goes through the outbox.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from runner.store import incidents as _incidents  # a cycle: call through the module
+from runner.store.tables import escalations, incidents, outbox
+
+MAX_ATTEMPTS = 8  # a message that fails this often is a dead letter, with the last reason
+BACKOFF_MAX = timedelta(minutes=5)
+IN_FLIGHT = timedelta(seconds=60)  # a claimed message not marked by then is tried again
+ESCALATING_RUN_STATUSES = ("failed", "timed_out", "interrupted", "rejected", "awaiting_approval")
+
+
+def _policy(connection: sa.Connection, incident_id: str) -> dict[str, Any] | None:
+    row = connection.execute(sa.select(incidents.c.policy, incidents.c.status)
+                             .where(incidents.c.id == incident_id)).first()
+    if row is None or row.status == "resolved" or not row.policy:
+        return None
+    policy: dict[str, Any] = row.policy
+    return policy
+
+
+def queue_message(connection: sa.Connection, incident_id: str, channel: str, kind: str,
+                  message: dict[str, Any], at: datetime) -> None:
+    """Put a message in the outbox, to be delivered (and retried) by the deliverer."""
+    connection.execute(sa.insert(outbox).values(
+        incident_id=incident_id, channel=channel, kind=kind, message=message, status="pending", attempts=0,
+        next_attempt_at=at, created_at=at))
+
+
+def update(connection: sa.Connection, incident_id: str, text: str, at: datetime) -> None:
+    """One short status message to the owner team's updates channel, if it has one."""
+    row = connection.execute(sa.select(incidents.c.policy).where(incidents.c.id == incident_id)).first()
+    updates = ((row.policy if row is not None else None) or {}).get("updates")
+    if updates:
+        queue_message(connection, incident_id, updates, "update", {"text": text}, at)
+
+
+def start(connection: sa.Connection, incident_id: str, reason: str, context: dict[str, Any],
+          at: datetime) -> bool:
+    """Start escalating *incident_id* (unless it already is, or is resolved); True when started."""
+    policy = _policy(connection, incident_id)
+    if policy is None or not policy.get("levels"):
+        return False
+    if connection.execute(sa.select(escalations.c.state).where(
+            escalations.c.incident_id == incident_id)).first() is not None:
+        if connection.execute(sa.update(escalations).where(
+                escalations.c.incident_id == incident_id, escalations.c.state != "active").values(
+                state="active", reason=reason, level=0, round=0, started_at=at, context=context,
+                next_at=at + timedelta(seconds=policy["levels"][0]["after"]))).rowcount != 1:
+            return False  # already escalating: the first reason stands, the timeline has the rest
+    else:
+        connection.execute(sa.insert(escalations).values(
+            incident_id=incident_id, state="active", reason=reason, level=0, round=0, started_at=at,
+            context=context, next_at=at + timedelta(seconds=policy["levels"][0]["after"])))
+    _incidents.note(connection, incident_id, at, "escalation_started", reason)
+    return True
+
+
+def stop(connection: sa.Connection, incident_id: str, why: str, at: datetime) -> list[str]:
+    """Stop an active escalation; the channels it notified (they hear of the ack or resolve)."""
+    done = connection.execute(sa.update(escalations).where(
+        escalations.c.incident_id == incident_id, escalations.c.state == "active",
+    ).values(state="stopped", next_at=None)).rowcount
+    if done:
+        _incidents.note(connection, incident_id, at, "escalation_stopped", why)
+    rows = connection.execute(sa.select(outbox.c.channel).where(
+        outbox.c.incident_id == incident_id, outbox.c.kind == "escalation").distinct())
+    return sorted(row.channel for row in rows)
+
+
+def due(connection: sa.Connection, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
+    """Active escalations whose next level is due (rows are claimed by :func:`fire`)."""
+    rows = connection.execute(sa.select(escalations).where(
+        escalations.c.state == "active", escalations.c.next_at <= now,
+    ).order_by(escalations.c.next_at).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def fire(connection: sa.Connection, row: dict[str, Any], now: datetime,
+         message: dict[str, Any]) -> list[str] | None:
+    """Fire the due level of *row* once: queue its messages, move to the next level. Its targets.
+
+    None when another worker fired it first (compare-and-set on level and round).
+    """
+    policy = _policy(connection, row["incident_id"])
+    levels: list[dict[str, Any]] = (policy or {}).get("levels", [])
+    level, rnd = int(row["level"]), int(row["round"])
+    if not levels or level >= len(levels):
+        return None
+    current = levels[level]
+    if level + 1 < len(levels):
+        after = timedelta(seconds=levels[level + 1]["after"])
+        values: dict[str, Any] = {"level": level + 1, "next_at": row["started_at"] + after}
+    elif rnd < int((policy or {}).get("repeat", 0)):
+        values = {"level": 0, "round": rnd + 1, "started_at": now,
+                  "next_at": now + timedelta(seconds=max(levels[0]["after"], 60))}
+    else:
+        values = {"state": "done", "next_at": None, "level": level + 1}
+    claimed = connection.execute(sa.update(escalations).where(
+        escalations.c.incident_id == row["incident_id"], escalations.c.state == "active",
+        escalations.c.level == level, escalations.c.round == rnd).values(values)).rowcount
+    if claimed != 1:
+        return None
+    targets = list(current.get("notify", []))
+    handoff = current.get("handoff")
+    if handoff:
+        targets += [t for t in current.get("handoff_notify", []) if t not in targets]
+    full = {**message, "level": level + 1}
+    for target in targets:
+        queue_message(connection, row["incident_id"], target, "escalation", full, now)
+    detail = f"level {level + 1}" + (f" (round {rnd + 1})" if rnd else "") + f": {', '.join(targets)}"
+    _incidents.note(connection, row["incident_id"], now, "escalated", detail)
+    if handoff:
+        _incidents.note(connection, row["incident_id"], now, "handoff", f"handed over to team {handoff}")
+    update(connection, row["incident_id"], f"escalated, level {level + 1}: {row['reason']}"
+           + (f"; handed over to team {handoff}" if handoff else ""), now)
+    return targets
+
+
+def claim_messages(connection: sa.Connection, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
+    """The oldest due message of each channel (one channel's messages go out in order), claimed."""
+    heads = (sa.select(sa.func.min(outbox.c.id)).where(outbox.c.status == "pending")
+             .group_by(outbox.c.channel))
+    rows = connection.execute(sa.select(outbox).where(
+        outbox.c.id.in_(heads), outbox.c.next_attempt_at <= now).order_by(outbox.c.id).limit(limit)
+    ).mappings().all()
+    claimed = []
+    for row in rows:
+        taken = connection.execute(sa.update(outbox).where(
+            outbox.c.id == row["id"], outbox.c.status == "pending", outbox.c.attempts == row["attempts"],
+        ).values(attempts=row["attempts"] + 1, next_attempt_at=now + IN_FLIGHT)).rowcount
+        if taken == 1:
+            claimed.append({**dict(row), "attempts": row["attempts"] + 1})
+    return claimed
+
+
+def delivered(connection: sa.Connection, message_id: int, now: datetime) -> None:
+    """Mark a message sent."""
+    connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
+        status="sent", sent_at=now, last_error=None))
+
+
+def failed(connection: sa.Connection, message_id: int, attempts: int, reason: str, retryable: bool,
+           now: datetime) -> str:
+    """Schedule a retry with exponential backoff, or make it a dead letter. The new status."""
+    if retryable and attempts < MAX_ATTEMPTS:
+        wait = min(timedelta(seconds=2 ** attempts), BACKOFF_MAX)
+        connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
+            last_error=reason, next_attempt_at=now + wait))
+        return "pending"
+    connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
+        status="dead", last_error=reason))
+    return "dead"
+
+
+def messages(connection: sa.Connection, incident_id: str | None = None) -> list[dict[str, Any]]:
+    """The outbox (of one incident), oldest first."""
+    query = sa.select(outbox).order_by(outbox.c.id)
+    if incident_id is not None:
+        query = query.where(outbox.c.incident_id == incident_id)
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def message_for(connection: sa.Connection, incident_id: str, reason: str,
+                run_id: str | None = None) -> dict[str, Any]:
+    """What an escalation says: the incident, its owner, the alert, the run and its steps, what next."""
+    from runner.store.tables import alerts, run_steps, runs
+
+    incident = connection.execute(sa.select(incidents).where(incidents.c.id == incident_id)).mappings().one()
+    alert = connection.execute(sa.select(
+        alerts.c.alertname, alerts.c.fingerprint, alerts.c.status, alerts.c.labels, alerts.c.annotations,
+        alerts.c.generator_url, alerts.c.received_at).where(alerts.c.incident_id == incident_id)
+        .order_by(alerts.c.id.desc()).limit(1)).mappings().first()
+    context: dict[str, Any] = {
+        "incident": {"id": incident_id, "title": incident["title"], "status": incident["status"],
+                     "opened_at": incident["opened_at"].isoformat()},
+        "owner": {"team": incident["owner_team"], "primary": incident["owner"]},
+        "reason": reason,
+        "alert": None if alert is None else {
+            "alertname": alert["alertname"], "fingerprint": alert["fingerprint"], "status": alert["status"],
+            "labels": alert["labels"], "annotations": alert["annotations"],
+            "generator_url": alert["generator_url"]},
+        "runbook": incident["runbook"],
+    }
+    if run_id is not None:
+        run = connection.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+        if run is not None:
+            steps = connection.execute(sa.select(run_steps).where(run_steps.c.run_id == run_id)
+                                       .order_by(run_steps.c.idx, run_steps.c.host)).mappings().all()
+            context["run"] = {
+                "id": run_id, "runbook": run["runbook"], "status": run["status"], "reason": run["reason"],
+                "hosts": run["hosts"], "params": run["params"],  # secret params are already ***
+                "revision": {"commit": run["git_commit"], "dirty": run["git_dirty"]},
+                "steps": [{"name": s["name"], "host": s["host"], "status": s["status"], "rc": s["rc"],
+                           "message": s["message"], "stdout": s["stdout"][-1000:],
+                           "stderr": s["stderr"][-1000:]} for s in steps],
+            }
+    context["next"] = (f"Acknowledge (runbook ack {incident_id[:12]}, or POST "
+                       f"/api/v1/incidents/{incident_id}/ack) to stop the escalation; look at the run "
+                       "and its steps above; the runbook's description says what to check before "
+                       "acting by hand.")
+    labels = alert["labels"] if alert is not None else {}
+    return {"kind": "escalation", "incident_id": incident_id,
+            "summary": f"{incident['title']}: {reason}"[:200], "severity": incident["severity"],
+            "source": str(labels.get("instance") or labels.get("alertname") or incident["source"]),
+            "context": context}
