@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from runner.store import incidents as _incidents  # a cycle: call through the module
 from runner.store.tables import escalations, incidents, outbox
 
+VERIFY_WINDOW = timedelta(minutes=10)  # a fix holds when the alert resolves within this of its run
 MAX_ATTEMPTS = 8  # a message that fails this often is a dead letter, with the last reason
 BACKOFF_MAX = timedelta(minutes=5)
 IN_FLIGHT = timedelta(seconds=60)  # a claimed message not marked by then is tried again
@@ -71,8 +72,32 @@ def start(connection: sa.Connection, incident_id: str, reason: str, context: dic
     return True
 
 
+def watch(connection: sa.Connection, incident_id: str, run_id: str, at: datetime,
+          window: timedelta = VERIFY_WINDOW) -> None:
+    """A run succeeded: if the alert still fires *window* later, the fix did not hold: escalate then."""
+    if _policy(connection, incident_id) is None:
+        return
+    reason = (f"the fix did not hold: the alert still fires {int(window.total_seconds() // 60)} min after "
+              f"run {run_id[:12]} succeeded")
+    context = message_for(connection, incident_id, reason, run_id)
+    values = {"state": "watching", "reason": reason, "level": 0, "round": 0, "started_at": at,
+              "next_at": at + window, "context": context}
+    state = connection.execute(sa.select(escalations.c.state).where(
+        escalations.c.incident_id == incident_id)).scalar()
+    if state == "active":
+        return  # already escalating: a person is being told
+    if state is None:
+        connection.execute(sa.insert(escalations).values(incident_id=incident_id, **values))
+    else:
+        connection.execute(sa.update(escalations).where(escalations.c.incident_id == incident_id)
+                           .values(values))
+
+
 def stop(connection: sa.Connection, incident_id: str, why: str, at: datetime) -> list[str]:
-    """Stop an active escalation; the channels it notified (they hear of the ack or resolve)."""
+    """Stop an active escalation (or a watch); the channels it notified (they hear of the ack or resolve)."""
+    connection.execute(sa.update(escalations).where(  # the fix held, or a person took over
+        escalations.c.incident_id == incident_id, escalations.c.state == "watching",
+    ).values(state="done", next_at=None))
     done = connection.execute(sa.update(escalations).where(
         escalations.c.incident_id == incident_id, escalations.c.state == "active",
     ).values(state="stopped", next_at=None)).rowcount
@@ -86,7 +111,7 @@ def stop(connection: sa.Connection, incident_id: str, why: str, at: datetime) ->
 def due(connection: sa.Connection, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
     """Active escalations whose next level is due (rows are claimed by :func:`fire`)."""
     rows = connection.execute(sa.select(escalations).where(
-        escalations.c.state == "active", escalations.c.next_at <= now,
+        escalations.c.state.in_(["active", "watching"]), escalations.c.next_at <= now,
     ).order_by(escalations.c.next_at).limit(limit)).mappings().all()
     return [dict(row) for row in rows]
 
@@ -97,6 +122,8 @@ def fire(connection: sa.Connection, row: dict[str, Any], now: datetime,
 
     None when another worker fired it first (compare-and-set on level and round).
     """
+    if row["state"] == "watching":
+        return _verify(connection, row, now)
     policy = _policy(connection, row["incident_id"])
     levels: list[dict[str, Any]] = (policy or {}).get("levels", [])
     level, rnd = int(row["level"]), int(row["round"])
@@ -130,6 +157,21 @@ def fire(connection: sa.Connection, row: dict[str, Any], now: datetime,
     update(connection, row["incident_id"], f"escalated, level {level + 1}: {row['reason']}"
            + (f"; handed over to team {handoff}" if handoff else ""), now)
     return targets
+
+
+def _verify(connection: sa.Connection, row: dict[str, Any], now: datetime) -> list[str] | None:
+    """The verify window ended: escalate if the incident's alert still fires, else stop watching."""
+    incident_id = row["incident_id"]
+    firing = _policy(connection, incident_id) is not None and _incidents.still_firing(connection, incident_id)
+    values: dict[str, Any] = {"state": "active", "next_at": now, "started_at": now} if firing else {
+        "state": "done", "next_at": None}
+    claimed = connection.execute(sa.update(escalations).where(
+        escalations.c.incident_id == incident_id, escalations.c.state == "watching",
+        escalations.c.next_at == row["next_at"]).values(values)).rowcount
+    if claimed == 1 and firing:
+        _incidents.note(connection, incident_id, now, "fix_did_not_hold", str(row["reason"]))
+        _incidents.note(connection, incident_id, now, "escalation_started", str(row["reason"]))
+    return None
 
 
 def claim_messages(connection: sa.Connection, now: datetime, limit: int = 20) -> list[dict[str, Any]]:

@@ -96,12 +96,12 @@ def on_alert(
                              escalation.message_for(connection, incident_id, reason, run.id), at)
     if alert.status == "resolved" and not repeat:
         note(connection, incident_id, at, "alert_resolved", f"alert {alert.alertname} ({alert.fingerprint})")
-        if not _still_firing(connection, incident_id):
+        if not still_firing(connection, incident_id):
             _resolve(connection, incident_id, at, _how_resolved(connection, incident_id))
     return incident_id
 
 
-def _still_firing(connection: sa.Connection, incident_id: str) -> bool:
+def still_firing(connection: sa.Connection, incident_id: str) -> bool:
     """Whether any fingerprint of the incident was last received firing."""
     last: dict[str, str] = {}
     rows = connection.execute(sa.select(alerts.c.fingerprint, alerts.c.status)
@@ -182,6 +182,9 @@ def on_run_status(connection: sa.Connection, run_id: str, event: str, detail: st
     elif event in ("running", "succeeded"):
         hint = " (the alert should resolve now; if not, the fix did not hold)" if event == "succeeded" else ""
         escalation.update(connection, incident_id, f"run {run_id[:12]} {event}{hint}", at)
+        dry = connection.execute(sa.select(runs.c.dry_run).where(runs.c.id == run_id)).scalar()
+        if event == "succeeded" and not dry:
+            escalation.watch(connection, incident_id, run_id, at)
 
 
 def find(connection: sa.Connection, incident_id: str) -> Incident | None:

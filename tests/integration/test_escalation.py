@@ -88,6 +88,10 @@ steps:
     task: {ansible.builtin.fail: {msg: "disk still full after cleanup"}}
 """
 
+HOLDS = BREAKS.replace("name: breaks", "name: pings").replace("Breaks", "Pings").replace(
+    'task: {ansible.builtin.fail: {msg: "disk still full after cleanup"}}',
+    "task: {ansible.builtin.ping: {}}")
+
 
 class Sink:
     """An HTTP server on loopback that records requests and answers the statuses it is given."""
@@ -135,6 +139,7 @@ def active(tmp_path: Path) -> Iterator[Loaded]:
     (root / "owners.yaml").write_text(OWNERS)
     (root / "prod-only.yaml").write_text(REJECTED)
     (root / "breaks.yaml").write_text(BREAKS)
+    (root / "pings.yaml").write_text(HOLDS)
     holder = CatalogHolder(root)
     result = holder.reload()
     assert result.ok, result.error
@@ -332,3 +337,36 @@ def test_a_failed_run_escalates_with_each_step_and_its_output(
     updates = [m["summary"] for m in sink.delivered("/updates")]
     escalated = f"escalated, level 1: {context['reason']}"[:200]
     assert updates[1:] == [f"run {stored.run.id[:12]} running", escalated]
+
+
+@pytest.mark.parametrize("resolves", [False, True], ids=["still-firing", "resolved-in-time"])
+def test_the_verify_window_catches_a_fix_that_did_not_hold(
+    store_url: str, active: Loaded, sink: Sink, resolves: bool
+) -> None:
+    from runner.worker import WorkerPool
+
+    with Store(store_url) as store:
+        stored = post(store, active, "Pings")
+        pool = WorkerPool(store, lambda: active, size=1, poll=0.05)
+        assert pool.run_one()
+        pool.heartbeat.stop()
+        assert store.get_run(stored.run.id).status.value == "succeeded"  # type: ignore[union-attr]
+        if resolves:
+            post(store, active, "Pings", status="resolved")
+        escalator, t0 = Escalator(store, lambda: active, environ=environ(sink)), soon()
+        escalator.tick(t0 + timedelta(minutes=5))  # inside the window: nothing
+        assert sink.delivered("/ops") == []
+        for minute in (11, 11, 12):  # the window ends; the escalation starts; level 1 fires
+            escalator.tick(t0 + timedelta(minutes=minute))
+        incident = store.get_incident(stored.incident_id)
+    assert incident is not None
+    events = [e.event for e in incident.timeline]
+    if resolves:
+        assert sink.delivered("/ops") == [] and "fix_did_not_hold" not in events
+        assert incident.resolution == f"the alert resolved after run {stored.run.id} succeeded"
+    else:
+        [message] = sink.delivered("/ops")
+        assert message["context"]["reason"] == (
+            f"the fix did not hold: the alert still fires 10 min after run {stored.run.id[:12]} succeeded")
+        assert message["context"]["run"]["status"] == "succeeded"
+        assert "fix_did_not_hold" in events and "escalated" in events
