@@ -370,3 +370,35 @@ def test_the_verify_window_catches_a_fix_that_did_not_hold(
             f"the fix did not hold: the alert still fires 10 min after run {stored.run.id[:12]} succeeded")
         assert message["context"]["run"]["status"] == "succeeded"
         assert "fix_did_not_hold" in events and "escalated" in events
+
+
+def test_no_secret_reaches_the_store_or_the_log(
+    store_url: str, active: Loaded, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import sqlalchemy as sa
+
+    from runner.store.engine import create_engine, parse_url
+    from runner.store.tables import metadata
+
+    secret_path = "/hooks/T0KEN-in-the-url-9f8e7d"
+    sink.statuses[secret_path] = [500, 404]  # a retry, then a dead letter: both write a reason
+    env = {**environ(sink), "T_OPS_HOOK_URL": sink.url + secret_path}
+    caplog.set_level(logging.DEBUG)
+    with Store(store_url) as store:
+        post(store, active, "ProdOnly")
+        escalator, t0 = Escalator(store, lambda: active, environ=env), soon()
+        for minute in range(4):
+            escalator.tick(t0 + timedelta(minutes=minute))
+        assert [m["status"] for m in store.outbox() if m["channel"] == "ops-hook"] == ["dead"]
+    engine = create_engine(parse_url(store_url))
+    try:
+        with engine.connect() as connection:
+            dump = "\n".join(str(list(row)) for table in metadata.sorted_tables
+                             for row in connection.execute(sa.select(table)))
+    finally:
+        engine.dispose()
+    for secret in ("T0KEN-in-the-url-9f8e7d", SECRET):
+        assert secret not in dump and secret not in caplog.text
+    assert "HTTP 404" in dump  # the reason is there, without the URL
