@@ -176,3 +176,71 @@ def test_quick_alert_to_step_benchmark_prints_its_figures() -> None:
     ):
         assert re.search(rf"^\| {re.escape(measure)} \| [+]?{NUM} ms \(x{NUM}\) \|", out, re.M), out
     assert re.search(r"^Machine: nproc [0-9]+, Python 3\.", out, re.M), out
+
+
+def test_quick_escalation_latency_benchmark_prints_its_figures() -> None:
+    out = quick("escalation_latency.py")
+    assert re.search(r"^  server pid [0-9]+ ready after ", out, re.M), out
+    assert "  2 runs, one at a time (each escalation received before the next alert)" in out
+    for run in (1, 2):
+        assert re.search(
+            rf"^  run {run}: failed -> received {NUM} ms \(fired after {NUM} ms, delivered {NUM} ms later\), "
+            rf"alert -> received {NUM} ms, {NUMBER} bytes$",
+            out,
+            re.M,
+        ), out
+    for label in (
+        "finished-to-fired",
+        "fired-to-received",
+        "finished-to-received",
+        "alert-to-finished",
+        "alert-to-received",
+        "bare-post-to-received",
+        "bare-post-round-trip",
+    ):
+        assert re.search(
+            rf"^  {label}: median {NUM} ms, p90 {NUM} ms, min {NUM} ms, max {NUM} ms$", out, re.M
+        ), out
+    assert re.search(rf"^  vs polling interval: median finished-to-received / 500 ms = x{NUM} ", out, re.M), (
+        out
+    )
+    assert re.search(
+        rf"^  vs bare POST: [+]?{NUM} ms \(median finished-to-received - median bare-post-to-received\), "
+        rf"ratio x{NUM}$",
+        out,
+        re.M,
+    ), out
+    # targets are notes, PASS or MISS, never failures
+    for target in (r"target < 5 s", r"achievable < 1 s"):
+        assert re.search(
+            rf"^(PASS|MISS): run finished -> escalation received, p90 {NUM} ms \({target}\)$", out, re.M
+        ), out
+    # the README table, a number in every figure
+    assert "## Run failed to escalation delivered (bench/escalation_latency.py --quick)" in out
+    assert "| Measure | Median | p90 | Min | Max | Target |" in out
+    for measure in (
+        "run finished -> level 1 fired (its outbox row created)",
+        "level 1 fired -> message received at the sink",
+        "run finished -> escalation received at the sink",
+        "alert received -> run finished (the failing Ansible run)",
+        "alert received -> escalation received at the sink",
+        "bare POST of the same body -> received at the sink (baseline)",
+        "bare POST of the same body, round trip (baseline)",
+    ):
+        assert re.search(
+            rf"^\| {re.escape(measure)} \| {NUM} ms \| {NUM} ms \| {NUM} ms \| {NUM} ms \|", out, re.M
+        ), out
+    assert re.search(
+        r"^\| run finished -> escalation received at the sink \|.* \| p90 < 5 s: (PASS|MISS); "
+        r"< 1 s: (PASS|MISS) \|$",
+        out,
+        re.M,
+    ), out
+    assert re.search(r"^\| Escalator polling interval .*\| 500 ms \|", out, re.M), out
+    assert re.search(
+        rf"^\| Run finished -> received vs polling interval \(medians\) \| x{NUM} \|", out, re.M
+    ), out
+    assert re.search(
+        rf"^\| Run finished -> received vs bare POST \(medians\) \| [+]?{NUM} ms \(x{NUM}\) \|", out, re.M
+    ), out
+    assert re.search(r"Machine: nproc [0-9]+, Python 3\.", out), out
