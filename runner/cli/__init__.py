@@ -104,4 +104,4 @@ def main(ctx: click.Context, runbooks_dir: Path | None, db_url: str | None) -> N
     ctx.obj = Settings.load(runbooks_dir, db_url)
 
 
-from runner.cli import catalog_cmds, incident_cmds, run_cmds, serve_cmds  # noqa: E402,F401  (registers the commands)
+from runner.cli import catalog_cmds, incident_cmds, report_cmds, run_cmds, serve_cmds  # noqa: E402,F401  (registers the commands)

@@ -36,9 +36,10 @@ from runner.records import (
     StepRecord,
     TimelineEntry,
 )
-from runner.store import escalation, incidents, migrate, queue
+from runner.store import escalation, incidents, migrate, queue, reporting
 from runner.store.engine import WRITE_OPTION, create_engine, parse_url, safe_url, scrub
 from runner.store.queue import Candidate, Lease, Limits
+from runner.store.reporting import ReportRows
 from runner.store.rows import run_record, run_row, step_row, timeline_row
 from runner.store.tables import UTCDateTime, alerts, run_steps, run_timeline, runs
 
@@ -370,6 +371,11 @@ class Store:
                 raise UsageError(f"unknown incident status {value!r} (one of: {', '.join(known)})")
         with self._read("cannot list incidents") as connection:
             return incidents.listing(connection, status=values or None, team=team, since=since, limit=limit)
+
+    def report_rows(self, since: datetime) -> ReportRows:
+        """What ``runbook report`` sums up: the incidents opened since *since*, escalations, approvals."""
+        with self._read("cannot read the report") as connection:
+            return reporting.report_rows(connection, since)
 
     def fire_due_escalations(self, now: datetime | None = None) -> list[tuple[str, list[str]]]:
         """Fire every escalation level that is due, once each: (incident id, targets) of those fired."""
