@@ -192,9 +192,12 @@ def claim_messages(connection: sa.Connection, now: datetime, limit: int = 20) ->
 
 
 def delivered(connection: sa.Connection, message_id: int, now: datetime) -> None:
-    """Mark a message sent."""
-    connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
-        status="sent", sent_at=now, last_error=None))
+    """Mark a message sent, and say so on the incident's timeline (updates excepted: they are chatter)."""
+    row = connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
+        status="sent", sent_at=now, last_error=None).returning(outbox.c.incident_id, outbox.c.channel,
+                                                                 outbox.c.kind)).first()
+    if row is not None and row.kind != "update":
+        _incidents.note(connection, row.incident_id, now, "message_sent", f"{row.kind} to {row.channel}")
 
 
 def failed(connection: sa.Connection, message_id: int, attempts: int, reason: str, retryable: bool,
@@ -205,8 +208,12 @@ def failed(connection: sa.Connection, message_id: int, attempts: int, reason: st
         connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
             last_error=reason, next_attempt_at=now + wait))
         return "pending"
-    connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
-        status="dead", last_error=reason))
+    row = connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
+        status="dead", last_error=reason).returning(outbox.c.incident_id, outbox.c.channel,
+                                                    outbox.c.kind)).first()
+    if row is not None:
+        _incidents.note(connection, row.incident_id, now, "message_failed",
+                        f"{row.kind} to {row.channel} not delivered: {reason}")
     return "dead"
 
 

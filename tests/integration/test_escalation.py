@@ -130,13 +130,24 @@ def sink() -> Iterator[Sink]:
     s.server.shutdown()
 
 
+APPROVAL = BREAKS.replace("name: breaks", "name: asks").replace("Breaks", "Asks").replace(
+    "timeout: 5m}", "timeout: 5m, approval: required}")
+
+
+@pytest.fixture(params=[0], ids=["no-repeat"])
+def repeat(request: pytest.FixtureRequest) -> int:
+    value: int = request.param
+    return value
+
+
 @pytest.fixture
-def active(tmp_path: Path) -> Iterator[Loaded]:
+def active(tmp_path: Path, repeat: int) -> Iterator[Loaded]:
     root = tmp_path / "catalog"
     root.mkdir()
     for name in ("policy.yaml", "inventory.yaml"):
         shutil.copy(CATALOG / name, root / name)
-    (root / "owners.yaml").write_text(OWNERS)
+    (root / "owners.yaml").write_text(OWNERS.replace("repeat: 0", f"repeat: {repeat}"))
+    (root / "asks.yaml").write_text(APPROVAL)
     (root / "prod-only.yaml").write_text(REJECTED)
     (root / "breaks.yaml").write_text(BREAKS)
     (root / "pings.yaml").write_text(HOLDS)
@@ -402,3 +413,28 @@ def test_no_secret_reaches_the_store_or_the_log(
     for secret in ("T0KEN-in-the-url-9f8e7d", SECRET):
         assert secret not in dump and secret not in caplog.text
     assert "HTTP 404" in dump  # the reason is there, without the URL
+
+
+def test_a_run_awaiting_approval_escalates_and_messages_are_on_the_timeline(
+    store_url: str, active: Loaded, sink: Sink
+) -> None:
+    with Store(store_url) as store:
+        stored = post(store, active, "Asks")
+        assert stored.run.status.value == "awaiting_approval"
+        Escalator(store, lambda: active, environ=environ(sink)).tick(soon())
+        incident = store.get_incident(stored.incident_id)
+    [message] = sink.delivered("/ops")
+    assert message["context"]["reason"] == (
+        f"run {stored.run.id[:12]} of asks awaits approval: the runbook requires approval")
+    assert incident is not None
+    assert ("message_sent", "escalation to ops-hook") in [(e.event, e.detail) for e in incident.timeline]
+
+
+@pytest.mark.parametrize("repeat", [1], ids=["repeat-once"], indirect=True)
+def test_the_levels_repeat_as_the_policy_says_then_stop(store_url: str, active: Loaded, sink: Sink) -> None:
+    with Store(store_url) as store:
+        post(store, active, "ProdOnly")
+        escalator, t0 = Escalator(store, lambda: active, environ=environ(sink)), soon()
+        for minutes in (0, 16, 17, 40, 60, 120, 300):  # round 1: 0 and 15 min; round 2: again; no more
+            escalator.tick(t0 + timedelta(minutes=minutes))
+    assert [m["level"] for m in sink.delivered("/ops")] == [1, 2, 1, 2]
