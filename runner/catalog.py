@@ -19,6 +19,7 @@ from runner.errors import CatalogError, YamlError
 from runner.inventory import Inventory, parse_inventory
 from runner.matchers import MatcherSyntaxError, parse_matcher
 from runner.models import (
+    ESCALATION_TRIGGERS,
     ApprovalMode,
     Authority,
     Ceilings,
@@ -227,6 +228,9 @@ def build_owners(data: dict[str, Any]) -> Owners:
                 for lv in esc["levels"]
             ),
             repeat=esc.get("repeat", 0),
+            triggers=frozenset(esc.get("triggers", ESCALATION_TRIGGERS)),
+            unmatched_severities=frozenset(esc.get("unmatched_severities", ("critical", "high"))),
+            verify_window=parse_duration(esc.get("verify_window", "10m")),
             github=t.get("github"),
             updates=t.get("updates"),
             description=t.get("description", ""),

@@ -107,7 +107,9 @@ def escalation_policy(owners: Owners, team: Team) -> dict[str, Any]:
             other = owners.teams.get(level.handoff)
             entry["handoff_notify"] = list(other.levels[0].notify) if other and other.levels else []
         levels.append(entry)
-    return {"levels": levels, "repeat": team.repeat, "updates": team.updates}
+    return {"levels": levels, "repeat": team.repeat, "updates": team.updates,
+            "triggers": sorted(team.triggers), "unmatched_severities": sorted(team.unmatched_severities),
+            "verify_window": int(team.verify_window.total_seconds())}
 
 
 def ownerships(active: Loaded | None, batch: Batch) -> list[Ownership | None]:

@@ -232,6 +232,10 @@ class Level:
     handoff: str | None = None
 
 
+ESCALATION_TRIGGERS = ("failed", "timed_out", "interrupted", "rejected", "awaiting_approval", "unmatched",
+                       "fix_did_not_hold")
+
+
 @dataclass(frozen=True)
 class Team:
     """A team that owns runbooks and incidents."""
@@ -241,6 +245,9 @@ class Team:
     primary: str
     levels: tuple[Level, ...]
     repeat: int = 0
+    triggers: frozenset[str] = frozenset(ESCALATION_TRIGGERS)  # when incidents escalate
+    unmatched_severities: frozenset[str] = frozenset({"critical", "high"})
+    verify_window: timedelta = timedelta(minutes=10)
     github: str | None = None
     updates: str | None = None
     description: str = ""

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from runner.models import ESCALATION_TRIGGERS
 from runner.store import incidents as _incidents  # a cycle: call through the module
 from runner.store.tables import escalations, incidents, outbox
 
@@ -51,11 +52,17 @@ def update(connection: sa.Connection, incident_id: str, text: str, at: datetime)
         queue_message(connection, incident_id, updates, "update", {"text": text}, at)
 
 
+def enabled(policy: dict[str, Any] | None, trigger: str) -> bool:
+    """Whether the team's policy escalates on *trigger* (all triggers when it does not say)."""
+    return policy is not None and trigger in policy.get("triggers", ESCALATION_TRIGGERS)
+
+
 def start(connection: sa.Connection, incident_id: str, reason: str, context: dict[str, Any],
-          at: datetime) -> bool:
-    """Start escalating *incident_id* (unless it already is, or is resolved); True when started."""
+          at: datetime, trigger: str) -> bool:
+    """Start escalating *incident_id* on *trigger* (unless the team's policy leaves that out, the
+    incident already escalates, or is resolved); True when started."""
     policy = _policy(connection, incident_id)
-    if policy is None or not policy.get("levels"):
+    if policy is None or not policy.get("levels") or not enabled(policy, trigger):
         return False
     if connection.execute(sa.select(escalations.c.state).where(
             escalations.c.incident_id == incident_id)).first() is not None:
@@ -72,11 +79,13 @@ def start(connection: sa.Connection, incident_id: str, reason: str, context: dic
     return True
 
 
-def watch(connection: sa.Connection, incident_id: str, run_id: str, at: datetime,
-          window: timedelta = VERIFY_WINDOW) -> None:
-    """A run succeeded: if the alert still fires *window* later, the fix did not hold: escalate then."""
-    if _policy(connection, incident_id) is None:
+def watch(connection: sa.Connection, incident_id: str, run_id: str, at: datetime) -> None:
+    """A run succeeded: if the alert still fires the verify window later, the fix did not hold."""
+    policy = _policy(connection, incident_id)
+    if not enabled(policy, "fix_did_not_hold"):
         return
+    assert policy is not None
+    window = timedelta(seconds=int(policy.get("verify_window", VERIFY_WINDOW.total_seconds())))
     reason = (f"the fix did not hold: the alert still fires {int(window.total_seconds() // 60)} min after "
               f"run {run_id[:12]} succeeded")
     context = message_for(connection, incident_id, reason, run_id)

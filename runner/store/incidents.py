@@ -71,10 +71,11 @@ def on_alert(
              f"team {ownership.team}, primary {ownership.owner} ({why})")
         escalation.update(connection, incident_id, f"opened: {ownership.title} ({ownership.severity}); owner "
                           f"{ownership.owner} of team {ownership.team}", at)
-        if ownership.runbook is None and ownership.severity in ESCALATE_UNMATCHED:
+        severe = (ownership.policy or {}).get("unmatched_severities", ESCALATE_UNMATCHED)
+        if ownership.runbook is None and ownership.severity in severe:
             reason = f"no runbook matches this {ownership.severity} alert"
             escalation.start(connection, incident_id, reason,
-                             escalation.message_for(connection, incident_id, reason), at)
+                             escalation.message_for(connection, incident_id, reason), at, "unmatched")
     else:
         incident_id = str(incident["id"])
         seen = connection.execute(sa.select(alerts.c.id).where(
@@ -93,7 +94,8 @@ def on_alert(
                       if run.status.value == "rejected" else
                       f"run {run.id[:12]} of {run.runbook} awaits approval: {run.reason}")
             escalation.start(connection, incident_id, reason,
-                             escalation.message_for(connection, incident_id, reason, run.id), at)
+                             escalation.message_for(connection, incident_id, reason, run.id), at,
+                             run.status.value)
     if alert.status == "resolved" and not repeat:
         note(connection, incident_id, at, "alert_resolved", f"alert {alert.alertname} ({alert.fingerprint})")
         if not still_firing(connection, incident_id):
@@ -178,7 +180,7 @@ def on_run_status(connection: sa.Connection, run_id: str, event: str, detail: st
     if event in ESCALATING_EVENTS:
         reason = f"run {run_id[:12]} {event.replace('_', ' ')}" + (f": {detail}" if detail else "")
         escalation.start(connection, incident_id, reason,
-                         escalation.message_for(connection, incident_id, reason, run_id), at)
+                         escalation.message_for(connection, incident_id, reason, run_id), at, event)
     elif event in ("running", "succeeded"):
         hint = " (the alert should resolve now; if not, the fix did not hold)" if event == "succeeded" else ""
         escalation.update(connection, incident_id, f"run {run_id[:12]} {event}{hint}", at)

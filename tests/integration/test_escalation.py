@@ -438,3 +438,30 @@ def test_the_levels_repeat_as_the_policy_says_then_stop(store_url: str, active: 
         for minutes in (0, 16, 17, 40, 60, 120, 300):  # round 1: 0 and 15 min; round 2: again; no more
             escalator.tick(t0 + timedelta(minutes=minutes))
     assert [m["level"] for m in sink.delivered("/ops")] == [1, 2, 1, 2]
+
+
+def test_a_team_chooses_its_triggers_severities_and_verify_window(
+    store_url: str, sink: Sink, tmp_path: Path
+) -> None:
+    root = tmp_path / "configured"
+    root.mkdir()
+    for name in ("policy.yaml", "inventory.yaml"):
+        shutil.copy(CATALOG / name, root / name)
+    owners = OWNERS.replace("      repeat: 0\n", "      repeat: 0\n      triggers: [failed, unmatched]\n"
+                            "      unmatched_severities: [warning]\n      verify_window: 2m\n", 1)
+    (root / "owners.yaml").write_text(owners)
+    (root / "prod-only.yaml").write_text(REJECTED)
+    holder = CatalogHolder(root)
+    assert holder.reload().ok, holder.error
+    team = holder.active.catalog.owners.teams["platform-ops"]  # type: ignore[union-attr]
+    assert (sorted(team.triggers), sorted(team.unmatched_severities), team.verify_window) == (
+        ["failed", "unmatched"], ["warning"], timedelta(minutes=2))
+    try:
+        with Store(store_url) as store:
+            rejected = post(store, holder.active, "ProdOnly", fingerprint="fp-r")  # not a trigger here
+            warning = post(store, holder.active, "Unknown", fingerprint="fp-w")  # now one
+            Escalator(store, lambda: holder.active, environ=environ(sink)).tick(soon())
+    finally:
+        holder.close()
+    assert rejected.run.status.value == "rejected"
+    assert [m["incident_id"] for m in sink.delivered("/ops")] == [warning.incident_id]
