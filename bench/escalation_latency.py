@@ -21,15 +21,9 @@ Run it from the repository root: .venv/bin/python bench/escalation_latency.py [-
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import math
-import os
-import platform
 import random
 import secrets
-import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -37,31 +31,24 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import serverproc as kit
 import sqlalchemy as sa
-from serverproc import free_port, log_tail, stop_server, wait_ready
+from serverproc import fmt, p90
 
 from runner.errors import RunbookError
 from runner.escalation import INTERVAL
 from runner.records import RunStatus
 from runner.store import Store, sqlite_url
-from runner.store.engine import create_engine, parse_url
-from runner.store.tables import alerts
 from runner.web.auth import verify_signature
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNBOOKS = ROOT / "runbooks"
 NAME = "bench-escalate"
 ALERTNAME = "BenchEscalate"
-HOST = "web-1"  # a local-connection host of runbooks/inventory.yaml
 MAX_RUNS = 30  # the runbook's max_runs (and the staging ceiling): 30 runs per hour
-INTAKE = "/api/v1/alerts/alertmanager"
-TOKEN_ENV = "RUNBOOK_WEBHOOK_TOKEN"
 HOOK_URL_ENV, UPDATES_URL_ENV, HOOK_SECRET_ENV = "BENCH_ESC_HOOK_URL", "BENCH_ESC_UPDATES_URL", \
     "BENCH_ESC_HOOK_SECRET"
 TARGET_S, ACHIEVABLE_S = 5.0, 1.0
@@ -82,27 +69,8 @@ teams:
         - {{after: 0s, notify: [bench-hook]}}
         - {{after: 15m, notify: [bench-hook]}}
 """
-RUNBOOK = f"""apiVersion: runbook-runner/v1
-kind: Runbook
-name: {NAME}
-title: Benchmark runbook, a fix that fails
-owner: platform-ops
-severity: warning
-match:
-  - alertname: {ALERTNAME}
-params:
-  host: {{from: labels.instance, type: string, extract: '([a-z0-9-]+)(:[0-9]+)?'}}
-targets: {{hosts_from: host}}
-authority:
-  environments: [staging]
-  max_hosts: 1
-  approval: none
-  timeout: 5m
-  max_runs: {{count: {MAX_RUNS}, per: 1h}}
-steps:
-  - name: try the fix
-    task: {{ansible.builtin.fail: {{msg: "benchmark: the fix failed"}}}}
-"""
+RUNBOOK = kit.runbook(NAME, "Benchmark runbook, a fix that fails", ALERTNAME, MAX_RUNS, "try the fix",
+                      '{ansible.builtin.fail: {msg: "benchmark: the fix failed"}}')
 LABELS = {  # key: what the table calls it
     "finished-to-fired": "run finished -> level 1 fired (its outbox row created)",
     "fired-to-received": "level 1 fired -> message received at the sink",
@@ -162,10 +130,10 @@ class Sink:
             while (found := self.escalation(incident_id)) is None:
                 if proc.poll() is not None:
                     sys.exit(f"the server exited with {proc.returncode} before incident {incident_id} "
-                             f"escalated:\n{log_tail(log)}")
+                             f"escalated:\n{kit.log_tail(log)}")
                 if time.monotonic() >= deadline:
                     sys.exit(f"no escalation of incident {incident_id} within {limit:.0f} s:\n"
-                             f"{log_tail(log)}")
+                             f"{kit.log_tail(log)}")
                 self.changed.wait(0.2)
         return found
 
@@ -180,65 +148,11 @@ class Sink:
         return got[count - 1]
 
 
-def make_catalog(root: Path) -> None:
-    """The repository's policy and inventory, our owners.yaml and runbook, in *root*."""
-    root.mkdir()
-    for name in ("policy.yaml", "inventory.yaml"):
-        shutil.copy(RUNBOOKS / name, root / name)
-    (root / "owners.yaml").write_text(OWNERS)
-    (root / f"{NAME}.yaml").write_text(RUNBOOK)
-
-
-def start_server(tmp: Path, catalog: Path, url: str, port: int, token: str, sink: Sink, hook_secret: str,
-                 log: Path) -> subprocess.Popen[bytes]:
-    """`python -m runner ... serve --workers 1`, its state and temporary files under *tmp*."""
-    scratch = tmp / "server-tmp"  # the server's runs and catalog snapshots: cleaned up with *tmp*
-    scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOK_", "BENCH_ESC_"))}
-    env.update({TOKEN_ENV: token, "RUNBOOK_STATE_DIR": str(tmp / "state"), "TMPDIR": str(scratch),
-                "PYTHONUNBUFFERED": "1", HOOK_URL_ENV: f"{sink.url}/hook",
-                UPDATES_URL_ENV: f"{sink.url}/updates", HOOK_SECRET_ENV: hook_secret})
-    cmd = [sys.executable, "-m", "runner", "--runbooks", str(catalog), "--db", url, "serve", "--port",
-           str(port), "--workers", "1"]
-    with log.open("wb") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def webhook(n: int) -> bytes:
-    """An Alertmanager v4 webhook body: the n-th firing alert, its own fingerprint and its own group."""
-    labels = {"alertname": ALERTNAME, "env": "staging", "instance": f"{HOST}:9100", "job": "node",
-              "severity": "warning", "bench_seq": str(n)}
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return json.dumps({
-        "receiver": "runbook-runner", "status": "firing",
-        "alerts": [{"status": "firing", "labels": labels, "annotations": {"summary": "benchmark alert"},
-                    "startsAt": now, "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "http://prometheus.example.com:9090/graph?g0.expr=up",
-                    "fingerprint": f"{secrets.token_hex(4)}{n:08x}"}],
-        "groupLabels": {"alertname": ALERTNAME, "bench_seq": str(n)}, "commonLabels": labels,
-        "commonAnnotations": {}, "externalURL": "http://alertmanager.example.com:9093", "version": "4",
-        "groupKey": f'{{}}:{{alertname="{ALERTNAME}", bench_seq="{n}"}}', "truncatedAlerts": 0,
-    }).encode()
-
-
-def post_alert(port: int, token: str, n: int) -> tuple[int, str, str]:
-    """Post the n-th alert; the stored alert's id, its run's id and its incident's id."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("POST", INTAKE, body=webhook(n), headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {token}",
-            "User-Agent": "Alertmanager/0.28.1"})
-        response = conn.getresponse()
-        data = response.read()
-    finally:
-        conn.close()
-    if response.status != 202:
-        sys.exit(f"POST {INTAKE}: {response.status} {data[:300]!r}")
-    stored = json.loads(data)["alerts"][0]
-    run = stored["run"]
-    if run is None or run["status"] != "queued" or not stored["incident"]:
-        sys.exit(f"alert {n} did not queue a run of {NAME} in an incident: {stored}")
-    return int(stored["id"]), str(run["id"]), str(stored["incident"])
+def post(port: int, token: str, n: int) -> tuple[int, str, str]:
+    """Post the n-th alert (its own group); the stored alert's id, its run's id and its incident's id."""
+    body = kit.webhook(ALERTNAME, n, own_group=True)
+    stored = kit.post_alert(port, token, body, n, NAME, incident=True)
+    return int(stored["id"]), str(stored["run"]["id"]), str(stored["incident"])
 
 
 def seconds(at: datetime) -> float:
@@ -249,7 +163,7 @@ def seconds(at: datetime) -> float:
 def run_one(port: int, token: str, store: Store, engine: sa.Engine, n: int, sink: Sink,
             hook_secret: str, proc: subprocess.Popen[bytes], log: Path) -> tuple[dict[str, float], bytes]:
     """Post one alert, wait for its escalation at the sink; ms between the points, and the body received."""
-    alert_id, run_id, incident_id = post_alert(port, token, n)
+    alert_id, run_id, incident_id = post(port, token, n)
     got = sink.wait_escalation(incident_id, proc, log)
     try:
         verify_signature(hook_secret, got["headers"], got["body"])
@@ -260,13 +174,11 @@ def run_one(port: int, token: str, store: Store, engine: sa.Engine, n: int, sink
     run = store.get_run(run_id)
     if run is None or run.status is not RunStatus.FAILED or run.finished_at is None:
         sys.exit(f"run {run_id} is {run and run.status.value} ({run and run.reason}), not failed:\n"
-                 f"{log_tail(log)}")
+                 f"{kit.log_tail(log)}")
     fired = [m for m in store.outbox(incident_id) if m["kind"] == "escalation"]
     if not fired:
         sys.exit(f"incident {incident_id}: the sink has its escalation but the outbox has none")
-    with engine.connect() as connection:
-        received: datetime = connection.execute(
-            sa.select(alerts.c.received_at).where(alerts.c.id == alert_id)).scalar_one()
+    received = kit.received_at(engine, alert_id)
     at_sink, finished, fired_at = got["at"], seconds(run.finished_at), seconds(fired[0]["created_at"])
     out = {
         "finished-to-fired": fired_at - finished,
@@ -293,17 +205,6 @@ def bare_post(sink: Sink, body: bytes, count: int) -> dict[str, float]:
     return {"bare-post-to-received": (arrived - t0) * 1000, "bare-post-round-trip": round_trip * 1000}
 
 
-def p90(values: list[float]) -> float:
-    """Nearest-rank 90th percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
-
-
-def fmt(value: float) -> str:
-    """Milliseconds, two decimals below 10 ms."""
-    return f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}"
-
-
 def verdict(ms: float, limit_s: float) -> str:
     return "PASS" if ms < limit_s * 1000 else "MISS"
 
@@ -327,50 +228,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rb-escalation-", dir="/tmp") as tmp_name:
         tmp = Path(tmp_name)
         catalog = tmp / "catalog"
-        make_catalog(catalog)
+        kit.make_catalog(catalog, NAME, RUNBOOK, owners=OWNERS)
         url = sqlite_url(tmp / "b.db")
         sink = Sink()
-        port, log = free_port(), tmp / "server.log"
+        port, log = kit.free_port(), tmp / "server.log"
         print(f"escalation: `python -m runner serve --workers 1` in its own process on 127.0.0.1:{port}, "
-              f"store {url}, runbook {NAME} (ansible.builtin.fail on {HOST}), owners: level 1 after 0s to a "
-              f"signed webhook at the sink {sink.url}/hook; escalator interval {INTERVAL:g} s (default)")
-        proc: subprocess.Popen[bytes] | None = None
-        store: Store | None = None
-        engine: sa.Engine | None = None
+              f"store {url}, runbook {NAME} (ansible.builtin.fail on {kit.HOST}), owners: level 1 after 0s "
+              f"to a signed webhook at the sink {sink.url}/hook; escalator interval {INTERVAL:g} s (default)")
+        hook_env = {HOOK_URL_ENV: f"{sink.url}/hook", UPDATES_URL_ENV: f"{sink.url}/updates",
+                    HOOK_SECRET_ENV: hook_secret}
         try:
-            t0 = time.perf_counter()
-            proc = start_server(tmp, catalog, url, port, token, sink, hook_secret, log)
-            store = Store(url)
-            engine = create_engine(parse_url(url))
-            wait_ready(proc, port, log, "/readyz")
-            print(f"  server pid {proc.pid} ready after {time.perf_counter() - t0:.2f} s")
-            _, body = run_one(port, token, store, engine, 0, sink, hook_secret, proc, log)  # warm-up
-            bare_post(sink, body, 1)
-            posted = 1
-            print(f"  {runs} runs, one at a time (each escalation received before the next alert), "
-                  f"{bare} bare POST(s) of the same body to the sink after each, a random 0-{INTERVAL:g} s "
-                  "pause before each alert")
-            jitter = random.Random(20260305)  # fixed seed: the same pauses every time
-            for i in range(runs):
-                time.sleep(jitter.uniform(0, INTERVAL))  # a fresh phase against the escalator's ticks
-                got, body = run_one(port, token, store, engine, i + 1, sink, hook_secret, proc, log)
-                sizes.append(len(body))
-                for key, value in got.items():
-                    ms[key].append(value)
-                for _ in range(bare):
-                    posted += 1
-                    for key, value in bare_post(sink, body, posted).items():
+            with kit.serving(tmp, catalog, url, port, token, log, hook_env, drop=("RUNBOOK_", "BENCH_ESC_")) \
+                    as (proc, store, engine):
+                _, body = run_one(port, token, store, engine, 0, sink, hook_secret, proc, log)  # warm-up
+                bare_post(sink, body, 1)
+                posted = 1
+                print(f"  {runs} runs, one at a time (each escalation received before the next alert), "
+                      f"{bare} bare POST(s) of the same body to the sink after each, a random "
+                      f"0-{INTERVAL:g} s pause before each alert")
+                jitter = random.Random(20260305)  # fixed seed: the same pauses every time
+                for i in range(runs):
+                    time.sleep(jitter.uniform(0, INTERVAL))  # a fresh phase against the escalator's ticks
+                    got, body = run_one(port, token, store, engine, i + 1, sink, hook_secret, proc, log)
+                    sizes.append(len(body))
+                    for key, value in got.items():
                         ms[key].append(value)
-                print(f"  run {i + 1}: failed -> received {fmt(got['finished-to-received'])} ms (fired after "
-                      f"{fmt(got['finished-to-fired'])} ms, delivered {fmt(got['fired-to-received'])} ms "
-                      f"later), alert -> received {fmt(got['alert-to-received'])} ms, {len(body):,} bytes")
+                    for _ in range(bare):
+                        posted += 1
+                        for key, value in bare_post(sink, body, posted).items():
+                            ms[key].append(value)
+                    print(f"  run {i + 1}: failed -> received {fmt(got['finished-to-received'])} ms "
+                          f"(fired after {fmt(got['finished-to-fired'])} ms, delivered "
+                          f"{fmt(got['fired-to-received'])} ms later), alert -> received "
+                          f"{fmt(got['alert-to-received'])} ms, {len(body):,} bytes")
         finally:
-            if engine is not None:
-                engine.dispose()
-            if store is not None:
-                store.close()
-            if proc is not None:
-                stop_server(proc)
             sink.close()
 
     stats = {k: (statistics.median(v), p90(v), min(v), max(v)) for k, v in ms.items()}
@@ -403,10 +294,8 @@ def main() -> None:
     print(f"| Run finished -> received vs polling interval (medians) | x{ours / floor:.2f} |  |  |  |  |")
     print(f"| Run finished -> received vs bare POST (medians) | {ours - bare_med:+.0f} ms "
           f"(x{ours / bare_med:.1f}) |  |  |  |  |")
-    print(f"\nEscalation body {statistics.median(sizes):,.0f} bytes (median). Machine: nproc "
-          f"{len(os.sched_getaffinity(0))}, Python {platform.python_version()} ({platform.machine()}), "
-          f"ansible-core {version('ansible-core')}, waitress {version('waitress')}, SQLite "
-          f"{sqlite3.sqlite_version}, load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"\nEscalation body {statistics.median(sizes):,.0f} bytes (median). "
+          f"{kit.machine(('ansible-core', 'waitress'))}")
 
 
 if __name__ == "__main__":
