@@ -50,43 +50,49 @@ def _open_incident(connection: sa.Connection, key: str) -> sa.RowMapping | None:
     ).mappings().first()
 
 
-def on_alert(
-    connection: sa.Connection, *, key: str, alert: Alert, alert_id: int, source: str, repeat: bool,
-    ownership: Ownership | None, run: RunRecord | None, at: datetime,
-) -> str | None:
-    """Put a stored alert (and the run it caused) in its incident; open one if needed. Its id."""
+def join(
+    connection: sa.Connection, *, key: str, alert: Alert, source: str, repeat: bool,
+    ownership: Ownership | None, at: datetime,
+) -> tuple[str | None, bool]:
+    """The open incident an alert about to be stored joins (opened now if needed): its id, and
+    whether it was opened now. None for a resolve of nothing open, or with no owner known."""
     incident = _open_incident(connection, key)
     if incident is None and (alert.status != "firing" or ownership is None):
-        return None  # a resolve for nothing open, or a firing alert with no catalog to say who owns it
-    if incident is None:
-        assert ownership is not None
-        incident_id = uuid.uuid4().hex
-        connection.execute(sa.insert(incidents).values(
-            id=incident_id, key=key, status=IncidentStatus.OPEN.value, title=storable(ownership.title),
-            severity=ownership.severity, source=source, runbook=ownership.runbook, owner_team=ownership.team,
-            owner=ownership.owner, opened_at=at, policy=ownership.policy))
-        note(connection, incident_id, at, "opened", f"alert {alert.alertname} ({alert.fingerprint or '-'})")
-        why = f"runbook {ownership.runbook}" if ownership.runbook else "no runbook matches: the default owner"
-        note(connection, incident_id, at, "owner_assigned",
-             f"team {ownership.team}, primary {ownership.owner} ({why})")
-        escalation.update(connection, incident_id, f"opened: {ownership.title} ({ownership.severity}); owner "
-                          f"{ownership.owner} of team {ownership.team}", at)
+        return None, False
+    if incident is not None:
+        incident_id = str(incident["id"])
+        if not repeat and alert.status == "firing" and connection.execute(sa.select(alerts.c.id).where(
+                alerts.c.incident_id == incident_id, alerts.c.fingerprint == (alert.fingerprint or ""),
+        ).limit(1)).first() is None:
+            note(connection, incident_id, at, "alert_added", f"alert {alert.alertname} ({alert.fingerprint})")
+        return incident_id, False
+    assert ownership is not None
+    incident_id = uuid.uuid4().hex
+    connection.execute(sa.insert(incidents).values(
+        id=incident_id, key=key, status=IncidentStatus.OPEN.value, title=storable(ownership.title),
+        severity=ownership.severity, source=source, runbook=ownership.runbook, owner_team=ownership.team,
+        owner=ownership.owner, opened_at=at, policy=ownership.policy))
+    note(connection, incident_id, at, "opened", f"alert {alert.alertname} ({alert.fingerprint or '-'})")
+    why = f"runbook {ownership.runbook}" if ownership.runbook else "no runbook matches: the default owner"
+    note(connection, incident_id, at, "owner_assigned",
+         f"team {ownership.team}, primary {ownership.owner} ({why})")
+    escalation.update(connection, incident_id, f"opened: {ownership.title} ({ownership.severity}); owner "
+                      f"{ownership.owner} of team {ownership.team}", at)
+    return incident_id, True
+
+
+def after_alert(
+    connection: sa.Connection, incident_id: str, *, opened: bool, alert: Alert, repeat: bool,
+    ownership: Ownership | None, run: RunRecord | None, at: datetime,
+) -> None:
+    """Once the alert (and its run) are stored: the run on the timeline, escalation, resolution."""
+    if opened and ownership is not None and ownership.runbook is None:
         severe = (ownership.policy or {}).get("unmatched_severities", ESCALATE_UNMATCHED)
-        if ownership.runbook is None and ownership.severity in severe:
+        if ownership.severity in severe:
             reason = f"no runbook matches this {ownership.severity} alert"
             escalation.start(connection, incident_id, reason,
                              escalation.message_for(connection, incident_id, reason), at, "unmatched")
-    else:
-        incident_id = str(incident["id"])
-        seen = connection.execute(sa.select(alerts.c.id).where(
-            alerts.c.incident_id == incident_id, alerts.c.fingerprint == (alert.fingerprint or ""),
-        ).limit(1)).first()
-        if seen is None and alert.status == "firing":
-            note(connection, incident_id, at, "alert_added", f"alert {alert.alertname} ({alert.fingerprint})")
-    connection.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(incident_id=incident_id))
     if run is not None:
-        connection.execute(sa.update(runs).where(runs.c.id == run.id).values(incident_id=incident_id))
-        run.incident_id = incident_id
         note(connection, incident_id, at, f"run_{run.status.value}",
              f"run {run.id} of {run.runbook}: {run.reason}")
         if run.status.value in ("rejected", "awaiting_approval"):
@@ -100,7 +106,6 @@ def on_alert(
         note(connection, incident_id, at, "alert_resolved", f"alert {alert.alertname} ({alert.fingerprint})")
         if not still_firing(connection, incident_id):
             _resolve(connection, incident_id, at, _how_resolved(connection, incident_id))
-    return incident_id
 
 
 def still_firing(connection: sa.Connection, incident_id: str) -> bool:

@@ -562,11 +562,16 @@ def _record_receipt(connection: sa.Connection, receipt: _Receipt) -> list[Stored
         if previous and previous["status"] == alert.status and at - previous["received_at"] <= receipt.window:
             repeat_of = previous["repeat_of"] or previous["id"]
         raw = {"envelope": envelope, "alert": raw_alerts[i] if i < len(raw_alerts) else None}
+        ownership = receipt.owners[i] if i < len(receipt.owners) else None
+        incident_id, opened = incidents.join(
+            connection, key=incidents.incident_key(batch.source, alert, batch.group_key), alert=alert,
+            source=batch.source, repeat=repeat_of is not None, ownership=ownership, at=at)
         new_id = int(connection.execute(_INSERT_ALERT, dict(
             received_at=at, source=batch.source, fingerprint=fingerprint, status=alert.status,
             group_key=alert.group_key or batch.group_key, alertname=alert.alertname,
             labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
             ends_at=alert.ends_at, generator_url=alert.generator_url, repeat_of=repeat_of, raw=raw,
+            incident_id=incident_id,
         )).scalar_one())
         run: RunRecord | None = None
         canceled: tuple[str, ...] = ()
@@ -576,11 +581,11 @@ def _record_receipt(connection: sa.Connection, receipt: _Receipt) -> list[Stored
         elif repeat_of is None and candidate is not None:
             candidate.record.alert_id = new_id
             candidate.record.fingerprint = fingerprint or None
+            candidate.record.incident_id = incident_id
             run = queue.enqueue(connection, candidate, at)
-        incident_id = incidents.on_alert(
-            connection, key=incidents.incident_key(batch.source, alert, batch.group_key), alert=alert,
-            alert_id=new_id, source=batch.source, repeat=repeat_of is not None,
-            ownership=receipt.owners[i] if i < len(receipt.owners) else None, run=run, at=at)
+        if incident_id is not None:
+            incidents.after_alert(connection, incident_id, opened=opened, alert=alert,
+                                  repeat=repeat_of is not None, ownership=ownership, run=run, at=at)
         stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled, incident_id))
     return stored
 
