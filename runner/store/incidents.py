@@ -52,18 +52,20 @@ def _open_incident(connection: sa.Connection, key: str) -> sa.RowMapping | None:
 
 def join(
     connection: sa.Connection, *, key: str, alert: Alert, source: str, repeat: bool,
-    ownership: Ownership | None, at: datetime,
+    ownership: Ownership | None, at: datetime, seen_in: str | None = None,
 ) -> tuple[str | None, bool]:
     """The open incident an alert about to be stored joins (opened now if needed): its id, and
-    whether it was opened now. None for a resolve of nothing open, or with no owner known."""
+    whether it was opened now. None for a resolve of nothing open, or with no owner known.
+
+    *seen_in* is the incident of the last receipt of the same fingerprint: an alert already
+    in the incident is not announced again.
+    """
     incident = _open_incident(connection, key)
     if incident is None and (alert.status != "firing" or ownership is None):
         return None, False
     if incident is not None:
         incident_id = str(incident["id"])
-        if not repeat and alert.status == "firing" and connection.execute(sa.select(alerts.c.id).where(
-                alerts.c.incident_id == incident_id, alerts.c.fingerprint == (alert.fingerprint or ""),
-        ).limit(1)).first() is None:
+        if not repeat and alert.status == "firing" and seen_in != incident_id:
             note(connection, incident_id, at, "alert_added", f"alert {alert.alertname} ({alert.fingerprint})")
         return incident_id, False
     assert ownership is not None

@@ -50,7 +50,7 @@ _SHOWN_MATCHES = 5  # ids named in an "ambiguous prefix" error
 _STEP_KEY = ("run_id", "idx", "host")
 # Built once: SQLAlchemy then reuses their compiled form (intake runs them for every alert).
 _LAST_RECEIPT = (
-    sa.select(alerts.c.id, alerts.c.status, alerts.c.received_at, alerts.c.repeat_of)
+    sa.select(alerts.c.id, alerts.c.status, alerts.c.received_at, alerts.c.repeat_of, alerts.c.incident_id)
     .where(alerts.c.fingerprint == sa.bindparam("fingerprint")).order_by(alerts.c.id.desc()).limit(1)
 )
 _INSERT_ALERT = sa.insert(alerts).returning(alerts.c.id)
@@ -565,7 +565,8 @@ def _record_receipt(connection: sa.Connection, receipt: _Receipt) -> list[Stored
         ownership = receipt.owners[i] if i < len(receipt.owners) else None
         incident_id, opened = incidents.join(
             connection, key=incidents.incident_key(batch.source, alert, batch.group_key), alert=alert,
-            source=batch.source, repeat=repeat_of is not None, ownership=ownership, at=at)
+            source=batch.source, repeat=repeat_of is not None, ownership=ownership, at=at,
+            seen_in=previous["incident_id"] if previous else None)
         new_id = int(connection.execute(_INSERT_ALERT, dict(
             received_at=at, source=batch.source, fingerprint=fingerprint, status=alert.status,
             group_key=alert.group_key or batch.group_key, alertname=alert.alertname,
