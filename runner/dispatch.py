@@ -52,14 +52,20 @@ def rejected(runbook: Runbook, trigger: Trigger, reason: str, revision: GitRevis
     )
 
 
+def _best(active: Loaded, alert: Alert) -> Runbook | None:
+    """The runbook that answers *alert* (routing precedence), None when none matches."""
+    matches = active.router.matches(alert)
+    return matches[0].runbook if matches else None
+
+
 def alert_candidate(active: Loaded, alert: Alert, now: datetime) -> Candidate | None:
     """The run a firing alert asks for, decided as far as no history is needed; None if no runbook."""
-    if alert.status != "firing":
+    return _candidate(active, alert, _best(active, alert), now)
+
+
+def _candidate(active: Loaded, alert: Alert, runbook: Runbook | None, now: datetime) -> Candidate | None:
+    if alert.status != "firing" or runbook is None:
         return None
-    matches = active.router.matches(alert)
-    if not matches:
-        return None
-    runbook = matches[0].runbook
     trigger = alert_trigger(alert)
     try:
         prepared = prepare(active.catalog, Request(runbook.name, trigger, alert=alert, now=now),
@@ -72,20 +78,32 @@ def alert_candidate(active: Loaded, alert: Alert, now: datetime) -> Candidate | 
     return candidate(active.catalog, prepared)
 
 
+def route(
+    active: Loaded | None, batch: Batch, now: datetime | None = None
+) -> tuple[list[Candidate | None], list[Ownership | None]]:
+    """For each alert of *batch*, in order: its candidate run (or None) and its incident's owner
+    (None each when no catalog is loaded). Each alert is matched once."""
+    if active is None:
+        return [None] * len(batch.alerts), [None] * len(batch.alerts)
+    at = now or datetime.now(UTC)
+    runbooks = [_best(active, alert) for alert in batch.alerts]
+    return ([_candidate(active, alert, rb, at) for alert, rb in zip(batch.alerts, runbooks, strict=True)],
+            [_ownership(active, alert, rb) for alert, rb in zip(batch.alerts, runbooks, strict=True)])
+
+
 def candidates(active: Loaded | None, batch: Batch, now: datetime | None = None) -> list[Candidate | None]:
     """One candidate (or None) per alert of *batch*, in order."""
-    if active is None:
-        return [None] * len(batch.alerts)
-    at = now or datetime.now(UTC)
-    return [alert_candidate(active, alert, at) for alert in batch.alerts]
+    return route(active, batch, now)[0]
 
 
 def ownership(active: Loaded, alert: Alert) -> Ownership:
     """Who owns *alert*'s incident: the matching runbook's team, else the policy's default owner."""
+    return _ownership(active, alert, _best(active, alert))
+
+
+def _ownership(active: Loaded, alert: Alert, runbook: Runbook | None) -> Ownership:
     catalog = active.catalog
     assert catalog.policy is not None and catalog.owners is not None
-    matches = active.router.matches(alert)
-    runbook = matches[0].runbook if matches else None
     team_name = runbook.owner if runbook else catalog.policy.default_owner
     team = catalog.owners.teams.get(team_name)
     label = alert.labels.get("severity", "")
@@ -114,6 +132,4 @@ def escalation_policy(owners: Owners, team: Team) -> dict[str, Any]:
 
 def ownerships(active: Loaded | None, batch: Batch) -> list[Ownership | None]:
     """The owner of each alert's incident, in order (None each when no catalog is loaded)."""
-    if active is None:
-        return [None] * len(batch.alerts)
-    return [ownership(active, alert) for alert in batch.alerts]
+    return route(active, batch)[1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 PATTERN = r"^([0-9]+[smhd])+$"
 _PART = re.compile(r"([0-9]+)([smhd])")
@@ -47,3 +47,14 @@ def parse_time(text: str) -> datetime:
         return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError:  # well-formed but impossible, like month 13
         raise ValueError(f"{text!r} is not an RFC 3339 time like 2026-03-03T10:00:00Z") from None
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """The start of a listing window in UTC: a duration back from *now* (``1h``, ``2d``) or an RFC 3339
+    time; ValueError says why not (a time outside the calendar once in UTC included)."""
+    try:
+        if re.fullmatch(PATTERN, text):
+            return (now or datetime.now(UTC)) - parse_duration(text)
+        return parse_time(text).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the calendar once converted to UTC") from None

@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from runner import reaper
@@ -50,19 +49,6 @@ def _local_gone(worker: str) -> bool:
     return False
 
 
-@dataclass
-class Finished:
-    """What the pool has done, for tests and logs."""
-
-    runs: list[RunRecord] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, record: RunRecord) -> None:
-        """Note a finished run."""
-        with self.lock:
-            self.runs.append(record)
-
-
 class WorkerPool:
     """*size* worker threads over one store, executing with whatever catalog is active."""
 
@@ -84,7 +70,6 @@ class WorkerPool:
         self.on_finish = on_finish
         self.name = worker_id()
         self.heartbeat = Heartbeat(store, new_lease(self.name))
-        self.finished = Finished()
         self._stopping = threading.Event()  # stop claiming
         self._wake = threading.Event()  # a run was queued in this process: claim now, not at the next poll
         self._shutdown = threading.Event()  # grace ended: stop running runs as interrupted
@@ -203,6 +188,5 @@ class WorkerPool:
                           heartbeat=self.heartbeat)
         log.info("run %s ended %s after %.1fs", run_id, final.status.value,
                  (datetime.now(UTC) - started).total_seconds())
-        self.finished.add(final)
         if self.on_finish is not None:
             self.on_finish(final)

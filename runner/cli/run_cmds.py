@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from runner import actions
+from runner import actions, durations
 from runner.alerts import Alert, read_alerts
 from runner.cli import emit_json, fail, main, open_catalog, output_option, print_table, settings
-from runner.durations import PATTERN as DURATION_PATTERN
-from runner.durations import parse_duration, parse_time
 from runner.errors import (
     AlertFormatError,
     ConflictError,
@@ -183,9 +180,7 @@ def parse_since(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        if re.fullmatch(DURATION_PATTERN, text):
-            return datetime.now(UTC) - parse_duration(text)
-        return parse_time(text)
+        return durations.parse_since(text)
     except ValueError as e:
         fail(f"--since: {e}; give a duration like 1h or an RFC 3339 time", 2)
 

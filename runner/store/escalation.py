@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from runner.models import ESCALATION_TRIGGERS
 from runner.store import incidents as _incidents  # a cycle: call through the module
-from runner.store.tables import escalations, incidents, outbox
+from runner.store.tables import alerts, escalations, incidents, outbox, run_steps, runs
 
 VERIFY_WINDOW = timedelta(minutes=10)  # a fix holds when the alert resolves within this of its run
 MAX_ATTEMPTS = 8  # a message that fails this often is a dead letter, with the last reason
@@ -237,8 +237,6 @@ def messages(connection: sa.Connection, incident_id: str | None = None) -> list[
 def message_for(connection: sa.Connection, incident_id: str, reason: str,
                 run_id: str | None = None) -> dict[str, Any]:
     """What an escalation says: the incident, its owner, the alert, the run and its steps, what next."""
-    from runner.store.tables import alerts, run_steps, runs
-
     incident = connection.execute(sa.select(incidents).where(incidents.c.id == incident_id)).mappings().one()
     alert = connection.execute(sa.select(
         alerts.c.alertname, alerts.c.fingerprint, alerts.c.status, alerts.c.labels, alerts.c.annotations,

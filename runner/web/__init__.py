@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
@@ -29,6 +29,9 @@ from runner.errors import (
     UsageError,
 )
 from runner.service import CatalogHolder
+
+if TYPE_CHECKING:  # the module imports this one: only for the annotation
+    from runner.web.metrics import Metrics
 from runner.store import Store
 from runner.web.auth import WebhookAuth
 from runner.web.tokens import Tokens
@@ -73,7 +76,7 @@ class Runtime:
 
     config: AppConfig
     holder: CatalogHolder
-    metrics: Any  # runner.web.metrics.Metrics (imported late: it needs prometheus-client)
+    metrics: Metrics
     on_queued: list[Callable[[], None]] = field(default_factory=list)  # e.g. wake this process's workers
 
     def queued(self) -> None:

@@ -16,7 +16,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, Unauthorized, Unsupported
 
 from runner import actions
 from runner.dispatch import rejected
-from runner.durations import parse_duration, parse_time
+from runner.durations import parse_since
 from runner.errors import ForbiddenError, NotFoundError
 from runner.models import Runbook
 from runner.records import Incident, RunStatus, Trigger, incident_as_data, record_as_data
@@ -24,7 +24,7 @@ from runner.runs import Request, candidate, prepare, runbook_named
 from runner.store.queue import Candidate
 from runner.web import runtime
 from runner.web.auth import AuthError
-from runner.web.intake import check_text
+from runner.web.intake import check_text, decode
 from runner.web.tokens import LOCAL_ADMIN, Identity, Role
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -59,8 +59,6 @@ def _may_act(who: Identity, runbook: Runbook, action: str) -> None:
 
 def _body() -> dict[str, Any]:
     """The JSON object in the request body ({} when there is none)."""
-    from runner.web.intake import decode
-
     raw = request.get_data(cache=False)
     if not raw.strip():
         return {}
@@ -246,9 +244,8 @@ def _since(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        since = parse_time(text) if "T" in text.upper() else datetime.now(UTC) - parse_duration(text)
-        return since.astimezone(UTC)
-    except (ValueError, OverflowError) as e:
+        return parse_since(text)
+    except ValueError as e:
         raise BadRequest(f"since: {e}") from None
 
 

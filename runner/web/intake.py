@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
-from runner.dispatch import candidates, ownerships
+from runner.dispatch import route
 from runner.errors import AlertFormatError, StoreError
 from runner.intake import parse
 from runner.records import RunStatus
@@ -109,7 +109,7 @@ def _receive(source: str) -> tuple[Response, int]:
         raise BadRequest(str(e)) from None
     active = state.holder.active if state.holder.loaded else None
     try:
-        runs, owners = candidates(active, batch), ownerships(active, batch)
+        runs, owners = route(active, batch)
     except Exception:  # routing must never cost an alert: store it, without a run, and say so in the log
         log.exception("routing failed; storing the alerts without runs")
         runs, owners = [], []

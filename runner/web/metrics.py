@@ -24,8 +24,6 @@ from runner.store import Store
 blueprint = Blueprint("metrics", __name__)
 log = logging.getLogger("runner.web.metrics")
 DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-REJECT_KINDS = ("environment", "max_hosts", "target", "approval", "max_runs", "concurrency", "cooldown",
-                "params", "forbidden")
 
 
 def reject_kind(reason: str) -> str:
