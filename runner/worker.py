@@ -2,9 +2,11 @@
 
 A worker thread loops: recover runs abandoned by dead workers, claim the oldest queued run
 (compare-and-set, SKIP LOCKED on PostgreSQL), execute it with the active catalog, record
-every step. One heartbeat per pool renews the lease of every run it holds and relays
-cancel requests. ``stop()`` stops claiming; running runs get a grace period, then are
-stopped and recorded ``interrupted``.
+every step. Idle threads wait for a wake-up: LISTEN/NOTIFY on PostgreSQL (a run queued by any
+process on any machine), in memory for runs queued in this process, and a poll as the fallback.
+One heartbeat per pool renews the lease of every run it holds and relays cancel requests.
+``stop()`` stops claiming; running runs get a grace period, then are stopped and recorded
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from runner.service import Loaded
 from runner.store import Store
 
 log = logging.getLogger("runner.worker")
-POLL_INTERVAL = 0.2  # seconds between claims while the queue is empty
+POLL_INTERVAL = 0.2  # seconds between claims while the queue is empty and nothing else wakes us
+LISTEN_POLL_INTERVAL = 2.0  # the same while LISTEN is up: only a safety net, so the database rests
 RECOVER_INTERVAL = 5.0  # seconds between sweeps for runs of dead workers
 DEFAULT_GRACE = 30.0  # seconds running runs get to finish on shutdown
 
@@ -60,6 +63,8 @@ class WorkerPool:
         size: int = 1,
         grace: float = DEFAULT_GRACE,
         poll: float = POLL_INTERVAL,
+        listen: bool = True,
+        listen_poll: float = LISTEN_POLL_INTERVAL,
         on_finish: Callable[[RunRecord], None] | None = None,
     ) -> None:
         self.store = store
@@ -67,6 +72,7 @@ class WorkerPool:
         self.size = size
         self.grace = grace
         self.poll = poll
+        self.listen_poll = max(poll, listen_poll)
         self.on_finish = on_finish
         self.name = worker_id()
         self.heartbeat = Heartbeat(store, new_lease(self.name))
@@ -77,11 +83,14 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._last_sweep = 0.0
+        self.listener = store.listener(self.notify) if listen else None
 
     def start(self) -> WorkerPool:
         """Recover what dead workers left, then start the threads."""
         self.recover()
         self.heartbeat.start()
+        if self.listener is not None:
+            self.listener.start()
         for i in range(self.size):
             thread = threading.Thread(target=self._loop, name=f"worker-{i}", daemon=True)
             thread.start()
@@ -128,6 +137,8 @@ class WorkerPool:
                     event.set()
             for thread in self._threads:
                 thread.join(timeout=30)
+        if self.listener is not None:
+            self.listener.stop()
         self.heartbeat.stop()
 
     @property
@@ -146,8 +157,21 @@ class WorkerPool:
                 log.exception("worker error")
                 worked = False
             if not worked:
-                self._wake.wait(self.poll)
+                self._wake.wait(self.idle_wait)
                 self._wake.clear()
+
+    @property
+    def wakeup(self) -> str:
+        """How idle threads learn of new runs, for the start-up message."""
+        if self.listener is None:
+            return f"polling every {self.poll:g}s"
+        return f"LISTEN/NOTIFY, polling every {self.listen_poll:g}s as a fallback"
+
+    @property
+    def idle_wait(self) -> float:
+        """Seconds an idle thread waits before it polls: longer while LISTEN wakes it."""
+        listening = self.listener is not None and self.listener.listening.is_set()
+        return self.listen_poll if listening else self.poll
 
     def run_one(self) -> bool:
         """Claim and execute one queued run; False when none waits (or the store is away)."""

@@ -10,6 +10,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 from waitress.server import create_server
@@ -23,7 +24,7 @@ from runner.store import Store
 from runner.web import AppConfig, create_app, runtime
 from runner.web.auth import WebhookAuth
 from runner.web.tokens import Role, hash_token, load_tokens, new_token
-from runner.worker import DEFAULT_GRACE, WorkerPool
+from runner.worker import DEFAULT_GRACE, POLL_INTERVAL, WorkerPool
 
 log = logging.getLogger("runner.serve")
 
@@ -80,6 +81,20 @@ workers_option = click.option("--workers", type=click.IntRange(0, 64), default=1
 grace_option = click.option("--grace", type=click.FloatRange(0), default=DEFAULT_GRACE, show_default=True,
                             help="Seconds running runs get to finish on SIGTERM before they are interrupted.")
 
+listen_option = click.option(
+    "--listen/--no-listen", default=True, show_default=True, envvar="RUNBOOK_LISTEN",
+    help="Wake idle workers by PostgreSQL LISTEN/NOTIFY (off behind a pooler in transaction mode, "
+         "where LISTEN does not work: then they only poll). Env RUNBOOK_LISTEN.")
+poll_option = click.option(
+    "--poll", type=click.FloatRange(0.01, 60), default=POLL_INTERVAL, show_default=True,
+    help="Seconds between polls of an idle worker while nothing wakes it (LISTEN up: 10x this, at least 2).")
+
+
+def _pool(store: Store, holder: CatalogHolder, *, size: int, grace: float, listen: bool, poll: float,
+          **extra: Any) -> WorkerPool:
+    return WorkerPool(store, lambda: holder.active, size=size, grace=grace, listen=listen, poll=poll,
+                      listen_poll=max(10 * poll, 2.0), **extra)
+
 
 @main.command()
 @runbooks_option
@@ -90,12 +105,14 @@ grace_option = click.option("--grace", type=click.FloatRange(0), default=DEFAULT
               help="Request threads.")
 @workers_option
 @grace_option
+@listen_option
+@poll_option
 @click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path), envvar="RUNBOOK_TOKENS_FILE",
               help="Operator tokens (hashed) for the API; env RUNBOOK_TOKENS_FILE.")
 @click.option("--insecure-local", is_flag=True,
               help="Accept alerts and API calls without credentials; only on a loopback address.")
 def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, threads: int, workers: int,
-          grace: float, tokens_file: Path | None, insecure_local: bool) -> None:
+          grace: float, listen: bool, poll: float, tokens_file: Path | None, insecure_local: bool) -> None:
     """Receive alerts and serve the operator API; embedded workers execute the runs.
 
     Webhook credentials come from RUNBOOK_WEBHOOK_TOKEN (bearer token) and/or
@@ -125,8 +142,8 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
     app = create_app(AppConfig(store=store, auth=auth, catalog=holder, tokens=tokens))
     with app.app_context():
         state = runtime()
-    pool = WorkerPool(store, lambda: holder.active, size=workers, grace=grace,
-                      on_finish=state.metrics.run_finished) if workers else None
+    pool = _pool(store, holder, size=workers, grace=grace, listen=listen, poll=poll,
+                 on_finish=state.metrics.run_finished) if workers else None
     if pool is not None:
         state.on_queued.append(pool.notify)
     escalator = Escalator(store, lambda: holder.active) if workers else None
@@ -141,7 +158,8 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
         log.warning("no RUNBOOK_TOKENS_FILE: the operator API answers 401 to everyone")
     bound = getattr(server, "effective_port", port)
     click.echo(f"listening on http://{host}:{bound} (store {store.display_url}, "
-               f"runbooks {holder.active.commit}, {workers} worker(s))", err=True)
+               f"runbooks {holder.active.commit}, {workers} worker(s)"
+               + (f", {pool.wakeup}" if pool is not None else "") + ")", err=True)
     serving = threading.Thread(target=server.run, name="http", daemon=True)
     serving.start()
     stop.wait()
@@ -159,7 +177,10 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
 @db_option
 @workers_option
 @grace_option
-def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: float) -> None:
+@listen_option
+@poll_option
+def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: float, listen: bool,
+           poll: float) -> None:
     """Execute queued runs from the store, without serving HTTP (scale them apart from intake).
 
     \b
@@ -168,13 +189,14 @@ def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: f
     """
     _logging()
     store, holder = _open(runbooks_dir, db_url)
-    pool = WorkerPool(store, lambda: holder.active, size=max(workers, 1), grace=grace)
+    pool = _pool(store, holder, size=max(workers, 1), grace=grace, listen=listen, poll=poll)
     escalator = Escalator(store, lambda: holder.active)
     stop = threading.Event()
     _on_signals(stop, holder)
     pool.start()
     escalator.start()
-    click.echo(f"{pool.size} worker(s) on {store.display_url} (runbooks {holder.active.commit})", err=True)
+    click.echo(f"{pool.size} worker(s) on {store.display_url} (runbooks {holder.active.commit}; "
+               f"{pool.wakeup})", err=True)
     stop.wait()
     pool.stop()
     escalator.stop()

@@ -22,7 +22,7 @@ from runner.durations import format_duration
 from runner.errors import ConflictError, NotFoundError
 from runner.models import Rate
 from runner.records import PENDING_STATUSES, RunRecord, RunStatus, TimelineEntry
-from runner.store import incidents
+from runner.store import incidents, wakeup
 from runner.store.rows import run_record, run_row, timeline_row
 from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
 
@@ -150,6 +150,8 @@ def enqueue(
     connection.execute(sa.insert(runs).values(row))
     if record.timeline:
         connection.execute(sa.insert(run_timeline), [timeline_row(record.id, e) for e in record.timeline])
+    if record.status is RunStatus.QUEUED:
+        wakeup.announce(connection)
     return record
 
 
@@ -239,6 +241,7 @@ def recover(
         elif idempotent(row.runbook) and row.attempts < MAX_ATTEMPTS and row.lease_until is not None:
             values = {"status": RunStatus.QUEUED.value, "claimed_by": None, "lease_until": None}
             status, detail = RunStatus.QUEUED, f"{why}; the runbook is idempotent: queued again"
+            wakeup.announce(connection)
         else:
             values, status = _finish_values(RunStatus.INTERRUPTED, now), RunStatus.INTERRUPTED
             detail = f"{why}; not re-run (the runbook is not idempotent, or was already retried)"
@@ -305,6 +308,7 @@ def decide(
     _note(connection, run_id, now, "approved" if approve else "rejected", detail)
     if approve:
         _note(connection, run_id, now, RunStatus.QUEUED.value, "waiting for a worker")
+        wakeup.announce(connection)
     return status
 
 

@@ -37,11 +37,19 @@ from runner.records import (
     TimelineEntry,
 )
 from runner.store import escalation, incidents, migrate, queue, reporting
-from runner.store.engine import WRITE_OPTION, create_engine, parse_url, safe_url, scrub
+from runner.store.engine import (
+    POSTGRES_CONNECT_TIMEOUT_S,
+    WRITE_OPTION,
+    create_engine,
+    parse_url,
+    safe_url,
+    scrub,
+)
 from runner.store.queue import Candidate, Lease, Limits
 from runner.store.reporting import ReportRows
 from runner.store.rows import run_record, run_row, step_row, timeline_row
 from runner.store.tables import UTCDateTime, alerts, run_steps, run_timeline, runs
+from runner.store.wakeup import Listener
 
 DEDUP_WINDOW = timedelta(hours=6)  # longer than Alertmanager's default repeat_interval (4h)
 MIN_PREFIX = 6  # characters of a run id that may stand for the whole id, as with git short SHAs
@@ -111,6 +119,20 @@ class Store:
         with self._errors("cannot upgrade the database schema"), self._ready_lock:
             migrate.upgrade(self._engine)
             self._ready = True
+
+    @property
+    def shared(self) -> bool:
+        """True for a database server that processes on many machines may share (PostgreSQL)."""
+        return self._url.get_backend_name() == "postgresql"
+
+    def listener(self, on_wake: Callable[[], None]) -> Listener | None:
+        """A listener (not started) calling *on_wake* when any process queues a run; None on SQLite."""
+        if not self.shared:
+            return None
+        dialect = self._engine.dialect
+        args, params = dialect.create_connect_args(self._url)
+        params = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, **params}
+        return Listener(lambda: dialect.loaded_dbapi.connect(*args, **params), on_wake)
 
     def revision(self) -> str | None:
         """The schema revision of the database, None when it was never migrated."""
