@@ -34,6 +34,15 @@ from runner.store.queue import Candidate, Lease, Limits
 _STATUS_OF = {Verdict.ALLOWED: RunStatus.QUEUED, Verdict.REJECTED: RunStatus.REJECTED,
               Verdict.AWAITING_APPROVAL: RunStatus.AWAITING_APPROVAL}
 LEASE = timedelta(seconds=15)  # a worker renews every LEASE/3; a run unrenewed this long is abandoned
+MIN_LEASE = 3.0  # seconds: below this a database hiccup would make live workers give up their runs
+
+
+def set_lease(seconds: float) -> None:
+    """Set this process's lease time (``--lease``): how long a run survives its worker's silence."""
+    global LEASE
+    if seconds < MIN_LEASE:
+        raise UsageError(f"a lease of {seconds:g}s is too short: at least {MIN_LEASE:g}s")
+    LEASE = timedelta(seconds=seconds)
 
 
 def pid_namespace() -> str:

@@ -19,6 +19,7 @@ from runner.catalog import find_root
 from runner.cli import fail, main, settings
 from runner.errors import RunbookError
 from runner.escalation import Escalator
+from runner.runs import LEASE, MIN_LEASE, set_lease
 from runner.service import CatalogHolder
 from runner.store import Store
 from runner.web import AppConfig, create_app, runtime
@@ -89,9 +90,16 @@ poll_option = click.option(
     "--poll", type=click.FloatRange(0.01, 60), default=POLL_INTERVAL, show_default=True,
     help="Seconds between polls of an idle worker while nothing wakes it (LISTEN up: 10x this, at least 2).")
 
+lease_option = click.option(
+    "--lease", type=click.FloatRange(MIN_LEASE, 3600), default=LEASE.total_seconds(), show_default=True,
+    envvar="RUNBOOK_LEASE_SECONDS",
+    help="Seconds a claimed run survives its worker's silence before any live worker records it "
+         "interrupted (renewed every third of it). Env RUNBOOK_LEASE_SECONDS.")
+
 
 def _pool(store: Store, holder: CatalogHolder, *, size: int, grace: float, listen: bool, poll: float,
-          **extra: Any) -> WorkerPool:
+          lease: float, **extra: Any) -> WorkerPool:
+    set_lease(lease)  # before the pool exists: its heartbeat renews every third of it
     return WorkerPool(store, lambda: holder.active, size=size, grace=grace, listen=listen, poll=poll,
                       listen_poll=max(10 * poll, 2.0), **extra)
 
@@ -107,12 +115,14 @@ def _pool(store: Store, holder: CatalogHolder, *, size: int, grace: float, liste
 @grace_option
 @listen_option
 @poll_option
+@lease_option
 @click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path), envvar="RUNBOOK_TOKENS_FILE",
               help="Operator tokens (hashed) for the API; env RUNBOOK_TOKENS_FILE.")
 @click.option("--insecure-local", is_flag=True,
               help="Accept alerts and API calls without credentials; only on a loopback address.")
 def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, threads: int, workers: int,
-          grace: float, listen: bool, poll: float, tokens_file: Path | None, insecure_local: bool) -> None:
+          grace: float, listen: bool, poll: float, lease: float, tokens_file: Path | None,
+          insecure_local: bool) -> None:
     """Receive alerts and serve the operator API; embedded workers execute the runs.
 
     Webhook credentials come from RUNBOOK_WEBHOOK_TOKEN (bearer token) and/or
@@ -142,7 +152,7 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
     app = create_app(AppConfig(store=store, auth=auth, catalog=holder, tokens=tokens))
     with app.app_context():
         state = runtime()
-    pool = _pool(store, holder, size=workers, grace=grace, listen=listen, poll=poll,
+    pool = _pool(store, holder, size=workers, grace=grace, listen=listen, poll=poll, lease=lease,
                  on_finish=state.metrics.run_finished) if workers else None
     if pool is not None:
         state.on_queued.append(pool.notify)
@@ -179,8 +189,9 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
 @grace_option
 @listen_option
 @poll_option
+@lease_option
 def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: float, listen: bool,
-           poll: float) -> None:
+           poll: float, lease: float) -> None:
     """Execute queued runs from the store, without serving HTTP (scale them apart from intake).
 
     \b
@@ -189,7 +200,7 @@ def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: f
     """
     _logging()
     store, holder = _open(runbooks_dir, db_url)
-    pool = _pool(store, holder, size=max(workers, 1), grace=grace, listen=listen, poll=poll)
+    pool = _pool(store, holder, size=max(workers, 1), grace=grace, listen=listen, poll=poll, lease=lease)
     escalator = Escalator(store, lambda: holder.active)
     stop = threading.Event()
     _on_signals(stop, holder)

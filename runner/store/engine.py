@@ -15,8 +15,15 @@ from runner.errors import StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 POSTGRES_CONNECT_TIMEOUT_S = 10
+POOL_OPTIONS = ("pool_size", "max_overflow")  # URL query parameters that size the connection pool
 WRITE_OPTION = "runbook_write"  # execution option: open SQLite transactions with BEGIN IMMEDIATE
 
+MOUNTS = Path("/proc/mounts")
+NETWORK_FILESYSTEMS = frozenset({  # where a file may be open on several machines at once
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "gpfs", "ncpfs",
+    "coda", "davfs", "ocfs2", "gfs2", "beegfs",
+    "fuse.sshfs", "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse", "fuse.glusterfs", "fuse.ceph", "fuse.davfs2",
+})
 _POSTGRES_NAMES = {"postgres", "postgresql", "postgresql+psycopg"}
 _SQLITE_NAMES = {"sqlite", "sqlite+pysqlite"}
 
@@ -52,25 +59,79 @@ def scrub(text: str, url: URL) -> str:
     return text.replace(url.password, "***") if url.password else text
 
 
+def pool_options(url: URL) -> tuple[URL, dict[str, int]]:
+    """*url* without our pool parameters (``?pool_size=10&max_overflow=10``), and those as engine options.
+
+    They ride in the URL so that one setting (RUNBOOK_DB_URL) sizes the pool of every process.
+    """
+    options: dict[str, int] = {}
+    for name in POOL_OPTIONS:
+        value = url.query.get(name)
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else value[-1]
+        if not text.isdigit() or int(text) > 1000:
+            raise StoreError(f"{name}={text!r} in the database URL: expected a whole number from 0 to 1000")
+        options[name] = int(text)
+    return url.difference_update_query(POOL_OPTIONS), options
+
+
 def create_engine(url: URL) -> Engine:
     """An engine for *url* (from :func:`parse_url`), SQLite files and their directories created on demand."""
+    url, pool = pool_options(url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, pool)
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool)
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def filesystem_of(path: Path, mounts: str) -> str | None:
+    """The type of the filesystem holding *path*, from the text of /proc/mounts (None if not listed)."""
+    target = str(path.resolve())
+    best, kind = "", None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")  # the kernel escapes spaces in mount points
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def check_local(directory: Path) -> None:
+    """Refuse a SQLite store on a network filesystem: it would be shared by processes on several machines.
+
+    SQLite's WAL mode keeps its index in shared memory, which only processes of one machine
+    share; over NFS or SMB, locks and that memory are not coherent and the file can be corrupted.
+    The store on SQLite is for one machine (several processes are fine); PostgreSQL is for many.
+    """
+    try:
+        mounts = MOUNTS.read_text()
+    except OSError:
+        return  # not Linux: nothing to read the filesystem type from
+    kind = filesystem_of(directory, mounts)
+    if kind in NETWORK_FILESYSTEMS:
+        raise StoreError(
+            f"the SQLite store in {directory} is on a {kind} filesystem: SQLite serves the processes of "
+            f"one machine only; keep the file on a local disk, or share a PostgreSQL database instead"
+        )
+
+
+def _sqlite_engine(url: URL, pool: dict[str, int]) -> Engine:
     """A SQLite engine: WAL, foreign keys, a busy timeout, and transactions SQLAlchemy controls."""
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
+        directory = Path(database).parent
         try:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create the directory of {database}: {e.strerror}") from e
-    engine = sa.create_engine(url)
+        check_local(directory)
+    engine = sa.create_engine(url, **pool)
     sa.event.listen(engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)
     return engine
@@ -93,12 +154,16 @@ def _use_wal(cursor: Any) -> None:
     """Switch a new database file to WAL (persistent once done), retrying while another opener holds it.
 
     SQLite answers "database is locked" at once, without its busy handler, when two processes
-    open a new file together and both try to switch it.
+    open a new file together and both try to switch it. A file that cannot be in WAL mode is
+    refused: several processes would then block each other's reads.
     """
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            mode = str(cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            if mode not in ("wal", "memory"):  # an in-memory database lives in one process anyway
+                raise StoreError(f"SQLite refused WAL mode (journal mode stays {mode!r}); "
+                                 f"keep the store on a local disk that SQLite may write beside")
             return
         except sqlite3.OperationalError as e:
             if "locked" not in str(e) or time.monotonic() > deadline:

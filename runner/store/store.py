@@ -130,7 +130,7 @@ class Store:
         if not self.shared:
             return None
         dialect = self._engine.dialect
-        args, params = dialect.create_connect_args(self._url)
+        args, params = dialect.create_connect_args(self._engine.url)  # without the pool options
         params = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, **params}
         return Listener(lambda: dialect.loaded_dbapi.connect(*args, **params), on_wake)
 
