@@ -6,8 +6,8 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -21,6 +21,7 @@ from runner.errors import (
     ForbiddenError,
     NotFoundError,
     ParamError,
+    UsageError,
     YamlError,
 )
 from runner.records import RunRecord, RunStatus, StepRecord, Trigger, record_as_data
@@ -318,3 +319,38 @@ def upgrade() -> None:
     with open_store() as store:
         store.upgrade()
     click.echo("database is up to date")
+
+
+MIN_RETENTION = timedelta(days=1)  # `--older-than 1m` means a minute: refuse what is surely a slip
+
+
+@db.command()
+@click.option("--older-than", "older_than", required=True, metavar="DURATION",
+              help="Remove what finished longer ago than this (at least 1d), e.g. 90d.")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@output_option
+def prune(older_than: str, dry_run: bool, output: str) -> None:
+    """Delete finished runs, resolved incidents and their alerts older than --older-than.
+
+    Queued, running and awaiting runs, and open or acknowledged incidents, are never removed.
+    It deletes in small transactions: safe to run while receivers and workers are up.
+
+    \b
+    Example:
+      runbook db prune --older-than 90d --dry-run
+      runbook db prune --older-than 90d
+    """
+    try:
+        age = durations.parse_duration(older_than)
+    except ValueError as e:
+        raise UsageError(f"--older-than: {e}") from None
+    if age < MIN_RETENTION:
+        raise UsageError(f"--older-than {older_than} is less than a day: give at least 1d")
+    with open_store() as store:
+        pruned = store.prune(age, dry_run=dry_run)
+    if output == "json":
+        emit_json({"dry_run": dry_run, "older_than": older_than, **asdict(pruned)})
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {pruned.runs} run(s), {pruned.incidents} incident(s) with {pruned.messages} "
+               f"message(s), {pruned.alerts} alert(s) older than {older_than}")

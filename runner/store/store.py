@@ -36,7 +36,7 @@ from runner.records import (
     StepRecord,
     TimelineEntry,
 )
-from runner.store import escalation, incidents, migrate, queue, reporting
+from runner.store import escalation, incidents, migrate, queue, reporting, retention
 from runner.store.engine import (
     POSTGRES_CONNECT_TIMEOUT_S,
     WRITE_OPTION,
@@ -434,6 +434,19 @@ class Store:
         """The outbox (of one incident), oldest first."""
         with self._read("cannot read the outbox") as connection:
             return escalation.messages(connection, incident_id)
+
+    def prune(self, older_than: timedelta, *, dry_run: bool = False) -> retention.Pruned:
+        """Delete finished runs, resolved incidents, loose alerts older than *older_than*; or count them."""
+        cutoff = datetime.now(UTC) - older_than
+        if dry_run:
+            with self._read("cannot count what to prune") as connection:
+                return retention.count(connection, cutoff)
+
+        def transaction(step: Callable[[sa.Connection], int]) -> int:
+            with self._write("cannot prune") as connection:
+                return step(connection)
+
+        return retention.prune(transaction, cutoff)
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers."""
