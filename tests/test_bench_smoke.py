@@ -5,10 +5,14 @@ No timing is asserted: only that the figures are there and are numbers.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
@@ -244,3 +248,72 @@ def test_quick_escalation_latency_benchmark_prints_its_figures() -> None:
         rf"^\| Run finished -> received vs bare POST \(medians\) \| [+]?{NUM} ms \(x{NUM}\) \|", out, re.M
     ), out
     assert re.search(r"Machine: nproc [0-9]+, Python 3\.", out), out
+
+
+def postgres_reachable() -> bool:
+    """True when the benchmarks' PostgreSQL answers (bench/scale.py needs it)."""
+    url = os.environ.get("RUNBOOK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"),
+                              connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def test_quick_scale_benchmark_prints_its_figures() -> None:
+    if not postgres_reachable():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL unreachable (CI is set: PostgreSQL is required)")
+        pytest.skip("PostgreSQL unreachable: bench/scale.py measures workers on it")
+    out = quick("scale.py")
+    setups = (
+        "PostgreSQL, 1 worker process",
+        "PostgreSQL, 2 worker processes",
+        "PostgreSQL, 4 worker processes",
+        "SQLite, `runbook serve --workers 1`",
+        "SQLite, `runbook serve --workers 2`",
+    )
+    for label, processes in zip(setups, (1, 2, 4, 1, 1), strict=True):
+        per_process = "/".join([r"[0-9]+"] * processes)
+        assert re.search(
+            rf"^  {re.escape(label)}: 4/4 succeeded in {NUMBER} s, {NUMBER} runs/min, ratio x{NUMBER}; "
+            rf"runs per process {per_process}; median run {NUMBER} s; {NUMBER} CPU s per run; ",
+            out,
+            re.M,
+        ), out
+    cpu_bound = rf"^  CPU bound: [0-9]+ CPU\(s\) / median {NUMBER} CPU s per run = at most {NUMBER} runs/min "
+    assert re.search(cpu_bound, out, re.M), out
+    modes = (
+        "LISTEN/NOTIFY (`--listen`)",
+        "polling every 0.2 s (`--no-listen`, the default poll)",
+        "polling every 1.0 s (`--no-listen --poll 1.0`)",
+    )
+    for mode in modes:
+        assert re.search(
+            rf"^  {re.escape(mode)}: median {NUMBER} ms, p90 {NUMBER} ms, min {NUMBER} ms, max {NUMBER} ms$",
+            out,
+            re.M,
+        ), out
+    # the README table, a number in every figure
+    assert "## Scaling out (bench/scale.py --quick)" in out
+    assert "| Measure | Result | Baseline (same run) | Ratio (result / baseline) | Runs |" in out
+    for label in setups:
+        assert re.search(
+            rf"^\| runs/min, {re.escape(label)} \| {NUMBER} runs/min \(4 runs in {NUMBER} s\) \| .* "
+            rf"\| x{NUMBER} \| 4/4 succeeded; ",
+            out,
+            re.M,
+        ), out
+    for mode in (modes[0], modes[2]):
+        assert re.search(
+            rf"^\| new run -> claimed, {re.escape(mode)} \| median {NUMBER} ms, p90 {NUMBER} ms "
+            rf"\| {re.escape(modes[1])}: median {NUMBER} ms, p90 {NUMBER} ms \| x{NUMBER} \| 2 runs \|$",
+            out,
+            re.M,
+        ), out
+    assert re.search(r"^Machine: nproc [0-9]+, Python 3\.", out, re.M), out

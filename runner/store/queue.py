@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,6 +58,27 @@ class Lease:
 
     worker: str
     until: datetime
+
+    def end(self, connection: sa.Connection) -> Any:
+        """When the lease ends, as the value to store: on PostgreSQL by the database's clock.
+
+        Workers on several machines compare leases written by each other; with the times taken
+        from the one database clock, a host whose clock is off cannot see a live lease expired.
+        The length is what remains of *until* by this host's clock, which only measures a span.
+        """
+        if connection.dialect.name != "postgresql":
+            return self.until  # one machine, one clock
+        remaining = max(0.0, (self.until - datetime.now(UTC)).total_seconds())
+        return _DB_NOW + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.literal(remaining, sa.Float()))
+
+
+_DB_NOW = sa.func.clock_timestamp()  # now, not the transaction's start: a lock wait may come first
+
+
+def _expired(connection: sa.Connection, now: datetime) -> sa.ColumnElement[bool]:
+    """True for a run whose lease has ended, by the clock its lease was written with."""
+    now_value = _DB_NOW if connection.dialect.name == "postgresql" else sa.literal(now, UTCDateTime())
+    return sa.or_(runs.c.lease_until.is_(None), runs.c.lease_until < now_value)
 
 
 def lock(connection: sa.Connection, keys: Iterable[str]) -> None:
@@ -146,7 +167,7 @@ def enqueue(
         record = replace(record, status=RunStatus.RUNNING, started_at=now, claimed_by=lease.worker,
                          attempts=1, timeline=[*record.timeline, claimed])
         row.update(status=record.status.value, started_at=now, claimed_by=lease.worker, attempts=1,
-                   lease_until=lease.until)
+                   lease_until=lease.end(connection))
     connection.execute(sa.insert(runs).values(row))
     if record.timeline:
         connection.execute(sa.insert(run_timeline), [timeline_row(record.id, e) for e in record.timeline])
@@ -188,7 +209,7 @@ def claim(
     run_id = str(picked)
     taken = connection.execute(
         sa.update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.QUEUED.value).values(
-            status=RunStatus.RUNNING.value, claimed_by=lease.worker, lease_until=lease.until,
+            status=RunStatus.RUNNING.value, claimed_by=lease.worker, lease_until=lease.end(connection),
             attempts=runs.c.attempts + 1, started_at=sa.func.coalesce(runs.c.started_at, _at(now)),
         ).returning(runs.c.inputs)
     ).first()
@@ -204,7 +225,7 @@ def renew(connection: sa.Connection, lease: Lease, run_ids: Iterable[str]) -> di
     if not ids:
         return {}
     held = (runs.c.id.in_(ids), runs.c.claimed_by == lease.worker, runs.c.status == RunStatus.RUNNING.value)
-    connection.execute(sa.update(runs).where(*held).values(lease_until=lease.until))
+    connection.execute(sa.update(runs).where(*held).values(lease_until=lease.end(connection)))
     rows = connection.execute(sa.select(runs.c.id, runs.c.cancel_requested).where(*held))
     return {row.id: bool(row.cancel_requested) for row in rows}
 
@@ -220,12 +241,12 @@ def recover(
     """
     rows = connection.execute(
         sa.select(runs.c.id, runs.c.runbook, runs.c.claimed_by, runs.c.lease_until, runs.c.attempts,
-                  runs.c.cancel_requested)
+                  runs.c.cancel_requested, _expired(connection, now).label("expired"))
         .where(runs.c.status == RunStatus.RUNNING.value)
     ).all()
     done: list[tuple[str, RunStatus, int]] = []
     for row in rows:
-        expired = row.lease_until is None or row.lease_until < now
+        expired = bool(row.expired)
         if not expired and not (row.claimed_by and gone(row.claimed_by)):
             continue
         why = f"worker {row.claimed_by or '?'} stopped without finishing the run"
