@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from runner.errors import StoreError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+LOCK_TIMEOUT_S = 10.0  # PostgreSQL: how long a migration waits for a table lock before it gives up
 
 # Alembic's command API works through module-level proxies (alembic.context, alembic.op):
 # one migration at a time per process. Other processes are held off by env.py's database lock.

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from runner.store import migrate
+from runner.errors import StoreError
+from runner.store import Store, migrate
 from runner.store.engine import create_engine, parse_url
 
 Schema = dict[str, dict[str, dict[str, Any]]]  # table -> column -> what matters of it
@@ -70,3 +71,24 @@ def test_each_migration_only_adds(store_url: str, step: int) -> None:
                 problems.append(f"{table}.{name} added NOT NULL without a server default: "
                                 f"inserts of the previous version fail")
     assert problems == [], f"{before_revision} -> {after_revision}: " + "; ".join(problems)
+
+
+def test_an_upgrade_blocked_by_a_running_worker_gives_up_instead_of_stalling_everyone(
+    postgresql_store_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = create_engine(parse_url(postgresql_store_url))
+    try:
+        migrate.upgrade(engine, "0003")  # the old version's schema, with its workers up
+        monkeypatch.setattr(migrate, "LOCK_TIMEOUT_S", 0.5)
+        with engine.connect() as old_worker, old_worker.begin():
+            old_worker.execute(sa.text("SELECT count(*) FROM runs"))  # a long transaction on runs
+            with Store(postgresql_store_url) as store, pytest.raises(StoreError) as blocked:
+                store.upgrade()
+        assert "cannot upgrade the database schema: canceling statement due to lock timeout" in str(
+            blocked.value)
+        assert migrate.current(engine) == "0003"  # nothing half done: the migration rolled back
+        with Store(postgresql_store_url) as store:  # the transaction ended: the upgrade goes through
+            store.upgrade()
+        assert migrate.current(engine) == migrate.head()
+    finally:
+        engine.dispose()

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from runner.errors import StoreError
+from runner.store import migrate
 from runner.store.engine import WRITE_OPTION, create_engine, parse_url
 from runner.store.tables import metadata
 
@@ -24,6 +25,9 @@ def run_migrations(connection: sa.Connection) -> None:
         if connection.dialect.name == "postgresql":
             # Held until commit: a concurrent migrator waits, then finds the database up to date.
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+            # A migration's ALTER TABLE queues behind the transactions of running workers, and every
+            # query after it queues behind the ALTER: give up early rather than stall the fleet.
+            connection.execute(sa.text(f"SET LOCAL lock_timeout = '{int(migrate.LOCK_TIMEOUT_S * 1000)}ms'"))
         context.configure(connection=connection, target_metadata=metadata)
         context.run_migrations()
 
