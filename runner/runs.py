@@ -190,7 +190,7 @@ class Heartbeat:
         self.store = store
         self.lease = lease
         self.interval = interval if interval is not None else LEASE.total_seconds() / 3
-        self._runs: dict[str, threading.Event] = {}
+        self._runs: dict[tuple[str, int], threading.Event] = {}  # by claim: run id and attempt
         self._lock = threading.Lock()
         self._renewed = time.monotonic()  # last time the store confirmed the lease
         self._stop = threading.Event()
@@ -201,15 +201,15 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def hold(self, run_id: str, cancel: threading.Event) -> None:
-        """Renew the lease on *run_id*; set *cancel* when the run must stop."""
+    def hold(self, run_id: str, attempt: int, cancel: threading.Event) -> None:
+        """Renew the lease on this claim of *run_id*; set *cancel* when the run must stop."""
         with self._lock:
-            self._runs[run_id] = cancel
+            self._runs[(run_id, attempt)] = cancel
 
-    def release(self, run_id: str) -> None:
-        """Stop renewing *run_id* (it ended)."""
+    def release(self, run_id: str, attempt: int) -> None:
+        """Stop renewing this claim of *run_id* (it ended)."""
         with self._lock:
-            self._runs.pop(run_id, None)
+            self._runs.pop((run_id, attempt), None)
 
     def stop(self) -> None:
         """Stop the thread."""
@@ -235,8 +235,8 @@ class Heartbeat:
                     event.set()
             return
         self.lease, self._renewed = lease, time.monotonic()
-        for run_id, event in held.items():
-            if state.get(run_id, True):  # a cancel request, or no longer ours
+        for claim, event in held.items():
+            if state.get(claim, True):  # a cancel request, or no longer ours
                 event.set()
 
     def _loop(self) -> None:
@@ -253,6 +253,7 @@ def carry_out(
     shutdown: threading.Event | None = None,
     work_dir: Path | None = None,
     heartbeat: Heartbeat | None = None,
+    attempt: int | None = None,
 ) -> RunRecord:
     """Execute an allowed, stored run under a lease; record every step and the outcome.
 
@@ -269,19 +270,23 @@ def carry_out(
         if own:
             beat.stop()
         raise RunbookError(f"run {run_id} was taken by another worker")
+    if attempt is None:  # the claim this execution holds: what fences it off from a later one
+        claimed = store.get_run(run_id)
+        attempt = claimed.attempts if claimed is not None else 1
     stop = cancel or threading.Event()
-    beat.hold(run_id, stop)
+    beat.hold(run_id, attempt, stop)
     try:
-        return _execute(store, plan, run_id, on_step, stop, shutdown, work_dir, beat.lease.worker)
+        return _execute(store, plan, run_id, on_step, stop, shutdown, work_dir, (beat.lease.worker, attempt))
     finally:
-        beat.release(run_id)
+        beat.release(run_id, attempt)
         if own:
             beat.stop()
 
 
 def _execute(store: Store, plan: Plan, run_id: str, on_step: Callable[[StepRecord], None] | None,
              cancel: threading.Event, shutdown: threading.Event | None, work_dir: Path | None,
-             worker: str) -> RunRecord:
+             holder: tuple[str, int]) -> RunRecord:
+    worker, attempt = holder
     if plan.dry_run:
         store.add_timeline(run_id, "dry_run", "check mode: nothing is changed")
     unsaved: dict[tuple[int, str], StepRecord] = {}
@@ -289,7 +294,7 @@ def _execute(store: Store, plan: Plan, run_id: str, on_step: Callable[[StepRecor
     def step_seen(step: StepRecord) -> None:
         # Recording must never stop a run half way: a step that cannot be saved now is saved at the end.
         try:
-            store.save_step(run_id, step, worker=worker)
+            store.save_step(run_id, step, worker=worker, attempt=attempt)
             unsaved.pop((step.index, step.host), None)
         except StoreError:
             unsaved[(step.index, step.host)] = step
@@ -300,23 +305,23 @@ def _execute(store: Store, plan: Plan, run_id: str, on_step: Callable[[StepRecor
         outcome = execute(plan, on_step=step_seen, cancel=cancel, work_dir=work_dir)
     except Exception as e:
         store.set_status(run_id, RunStatus.FAILED, detail=f"executor error: {type(e).__name__}: {e}",
-                         worker=worker)
+                         worker=worker, attempt=attempt)
         raise
     except BaseException as e:  # Ctrl-C, SystemExit: the run did not finish, and must not look running
         store.set_status(run_id, RunStatus.INTERRUPTED, detail=f"interrupted: {type(e).__name__}",
-                         worker=worker)
+                         worker=worker, attempt=attempt)
         raise
     status, message = outcome.status, outcome.message
     if status is RunStatus.CANCELED and shutdown is not None and shutdown.is_set():
         status, message = RunStatus.INTERRUPTED, "the worker shut down and its grace period ended"
-    _record_outcome(store, run_id, list(unsaved.values()), status, message, worker)
+    _record_outcome(store, run_id, list(unsaved.values()), status, message, holder)
     final = store.get_run(run_id)
     assert final is not None
     return final
 
 
 def _record_outcome(store: Store, run_id: str, unsaved: list[StepRecord], status: RunStatus, message: str,
-                    worker: str) -> None:
+                    holder: tuple[str, int]) -> None:
     """Save what is left and the final status; through a short store outage, keep trying.
 
     The heartbeat keeps the lease meanwhile (and stops trying to, so that recovery can act, if
@@ -325,9 +330,10 @@ def _record_outcome(store: Store, run_id: str, unsaved: list[StepRecord], status
     delay, deadline = 0.5, time.monotonic() + LEASE.total_seconds()
     while True:
         try:
+            worker, attempt = holder
             for step in unsaved:
-                store.save_step(run_id, step, worker=worker)
-            store.set_status(run_id, status, detail=message, worker=worker)
+                store.save_step(run_id, step, worker=worker, attempt=attempt)
+            store.set_status(run_id, status, detail=message, worker=worker, attempt=attempt)
             return
         except StoreError:
             if time.monotonic() > deadline:

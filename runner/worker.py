@@ -79,7 +79,7 @@ class WorkerPool:
         self._stopping = threading.Event()  # stop claiming
         self._wake = threading.Event()  # a run was queued in this process: claim now, not at the next poll
         self._shutdown = threading.Event()  # grace ended: stop running runs as interrupted
-        self._cancels: dict[str, threading.Event] = {}
+        self._cancels: dict[int, threading.Event] = {}  # one per execution (a run may be claimed again)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._last_sweep = 0.0
@@ -186,12 +186,12 @@ class WorkerPool:
         run_id, inputs = claimed
         cancel = threading.Event()
         with self._lock:
-            self._cancels[run_id] = cancel
+            self._cancels[id(cancel)] = cancel
         try:
             self._execute(run_id, inputs, cancel)
         finally:
             with self._lock:
-                self._cancels.pop(run_id, None)
+                self._cancels.pop(id(cancel), None)
         return True
 
     def _execute(self, run_id: str, inputs: dict[str, object], cancel: threading.Event) -> None:
@@ -209,7 +209,7 @@ class WorkerPool:
         started = datetime.now(UTC)
         log.info("run %s (%s on %s) started", run_id, record.runbook, ", ".join(record.hosts))
         final = carry_out(self.store, prepared, cancel=cancel, shutdown=self._shutdown,
-                          heartbeat=self.heartbeat)
+                          heartbeat=self.heartbeat, attempt=record.attempts)
         log.info("run %s ended %s after %.1fs", run_id, final.status.value,
                  (datetime.now(UTC) - started).total_seconds())
         if self.on_finish is not None:

@@ -219,15 +219,25 @@ def claim(
     return run_id, dict(taken[0] or {})
 
 
-def renew(connection: sa.Connection, lease: Lease, run_ids: Iterable[str]) -> dict[str, bool]:
-    """Extend the lease on *run_ids*; for each run still held, whether a cancel was requested."""
-    ids = list(run_ids)
-    if not ids:
+def renew(connection: sa.Connection, lease: Lease, held: Iterable[str | tuple[str, int]]
+          ) -> dict[Any, bool]:
+    """Extend the lease on the runs still held; for each, whether a cancel was requested.
+
+    *held* names runs by id, or by (id, attempt): then only that claim of the run counts, so an
+    execution whose run was recovered and claimed again, even by this same worker, learns it
+    lost the run. The answer has the keys of *held* that are still held.
+    """
+    keys = list(held)
+    if not keys:
         return {}
-    held = (runs.c.id.in_(ids), runs.c.claimed_by == lease.worker, runs.c.status == RunStatus.RUNNING.value)
-    connection.execute(sa.update(runs).where(*held).values(lease_until=lease.end(connection)))
-    rows = connection.execute(sa.select(runs.c.id, runs.c.cancel_requested).where(*held))
-    return {row.id: bool(row.cancel_requested) for row in rows}
+    ids = {key if isinstance(key, str) else key[0] for key in keys}
+    mine = (runs.c.id.in_(ids), runs.c.claimed_by == lease.worker, runs.c.status == RunStatus.RUNNING.value)
+    connection.execute(sa.update(runs).where(*mine).values(lease_until=lease.end(connection)))
+    rows = connection.execute(sa.select(runs.c.id, runs.c.attempts, runs.c.cancel_requested).where(*mine))
+    state = {(row.id, int(row.attempts)): bool(row.cancel_requested) for row in rows}
+    by_id = {run_id: cancel for (run_id, _), cancel in state.items()}
+    return {key: (by_id[key] if isinstance(key, str) else state[key]) for key in keys
+            if (key in by_id if isinstance(key, str) else key in state)}
 
 
 def recover(
@@ -252,9 +262,12 @@ def recover(
         why = f"worker {row.claimed_by or '?'} stopped without finishing the run"
         if row.lease_until is not None:
             why += f" (lease expired {row.lease_until.isoformat(timespec='seconds')})"
-        same = [runs.c.id == row.id, runs.c.status == RunStatus.RUNNING.value]
+        same = [runs.c.id == row.id, runs.c.status == RunStatus.RUNNING.value,
+                runs.c.attempts == row.attempts]
         if row.claimed_by is not None:
             same.append(runs.c.claimed_by == row.claimed_by)
+        if expired:  # checked again in the update: a renewal that came after the read keeps the run
+            same.append(_expired(connection, now))
         values: dict[str, Any]
         if row.cancel_requested:  # someone asked it to stop: it is not run again
             values, status = _finish_values(RunStatus.CANCELED, now), RunStatus.CANCELED

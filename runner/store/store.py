@@ -151,13 +151,14 @@ class Store:
 
     def set_status(
         self, run_id: str, status: RunStatus, *, detail: str = "", at: datetime | None = None,
-        worker: str | None = None,
+        worker: str | None = None, attempt: int | None = None,
     ) -> bool:
         """Move a run to *status*, stamping started/finished times once, and note it on the timeline.
 
         A run already in a final state stays there (a worker that lost its lease must not
         overwrite ``interrupted``): then nothing changes and the answer is False. With *worker*,
-        only while that worker holds the run (another may have taken it over since).
+        only while that worker holds the run (another may have taken it over since); with
+        *attempt* too, only while it holds that claim of it.
         """
         at = at or datetime.now(UTC)
         values: dict[str, Any] = {"status": status.value}
@@ -168,9 +169,7 @@ class Store:
             values["inputs"] = None  # the params a worker needed, secrets included, go with the run
             values["lease_until"] = None
         with self._write(f"cannot set the status of run {run_id}") as connection:
-            open_run = [runs.c.id == run_id, runs.c.status.not_in(_FINAL_VALUES)]
-            if worker is not None:
-                open_run.append(runs.c.claimed_by == worker)
+            open_run = [runs.c.id == run_id, runs.c.status.not_in(_FINAL_VALUES), *_fence(worker, attempt)]
             result = connection.execute(sa.update(runs).where(*open_run).values(values))
             if result.rowcount != 1:
                 if connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
@@ -181,15 +180,17 @@ class Store:
             incidents.on_run_status(connection, run_id, status.value, detail, at)
             return True
 
-    def save_step(self, run_id: str, step: StepRecord, *, worker: str | None = None) -> None:
+    def save_step(self, run_id: str, step: StepRecord, *, worker: str | None = None,
+                  attempt: int | None = None) -> None:
         """Insert the step, or update it when the run already has one at this index and host.
 
-        With *worker*, only while that worker holds the run.
+        With *worker* (and *attempt*), only while that worker holds (that claim of) the running run.
         """
         row = step_row(run_id, step)
         with self._write(f"cannot save step {step.index} on {step.host} of run {run_id}") as connection:
             if worker is not None and connection.execute(sa.select(runs.c.id).where(
-                    runs.c.id == run_id, runs.c.claimed_by == worker)).first() is None:
+                    runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value,
+                    *_fence(worker, attempt))).first() is None:
                 return
             insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
             statement = insert(run_steps).values(row)
@@ -319,10 +320,10 @@ class Store:
         with self._write("cannot claim a run") as connection:
             return queue.claim(connection, lease, datetime.now(UTC), run_id)
 
-    def renew(self, lease: Lease, run_ids: Iterable[str]) -> dict[str, bool]:
-        """Extend *lease* on the runs still held; which of them have a cancel request."""
+    def renew(self, lease: Lease, held: Iterable[str | tuple[str, int]]) -> dict[Any, bool]:
+        """Extend *lease* on the runs (ids or (id, attempt)) still held: each, with its cancel request."""
         with self._write("cannot renew the lease") as connection:
-            return queue.renew(connection, lease, run_ids)
+            return queue.renew(connection, lease, held)
 
     def recover(self, *, idempotent: Callable[[str], bool],
                 gone: Callable[[str], bool] = lambda worker: False) -> list[tuple[str, RunStatus, int]]:
@@ -624,6 +625,14 @@ def _record_receipt(connection: sa.Connection, receipt: _Receipt) -> list[Stored
                                   repeat=repeat_of is not None, ownership=ownership, run=run, at=at)
         stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled, incident_id))
     return stored
+
+
+def _fence(worker: str | None, attempt: int | None) -> list[sa.ColumnElement[bool]]:
+    """The conditions of a write that only the holder of the run (that claim of it) may make."""
+    conditions = [] if worker is None else [runs.c.claimed_by == worker]
+    if attempt is not None:
+        conditions.append(runs.c.attempts == attempt)
+    return conditions
 
 
 def _statement_error(error: StoreError) -> bool:
