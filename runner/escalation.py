@@ -50,11 +50,12 @@ def message_of(row: Mapping[str, Any], external_url: str | None) -> Message:
     link = f"{external_url.rstrip('/')}/api/v1/incidents/{incident_id}" if external_url else None
     if row["kind"] == "update":
         return Message(kind="update", incident_id=incident_id, summary=str(data["text"])[:200],
-                       severity="info", source="runbook-runner", context={}, link=link)
+                       severity="info", source="runbook-runner", context={}, link=link,
+                       message_id=str(row["id"]))
     return Message(kind=str(data.get("kind", row["kind"])), incident_id=incident_id,
                    summary=str(data["summary"])[:200], severity=str(data["severity"]),
                    source=str(data["source"]), context=dict(data.get("context") or {}), link=link,
-                   level=data.get("level"))
+                   level=data.get("level"), message_id=str(row["id"]))
 
 
 class Escalator:
@@ -110,8 +111,9 @@ class Escalator:
         except DeliveryError as e:
             status = self.store.message_failed(int(row["id"]), int(row["attempts"]), e.reason,
                                                retryable=e.retryable, now=now)
+            outcome = {"dead": "is a dead letter", "pending": "will be retried",
+                       "superseded": "failed after its claim ran out (another escalator has it)"}[status]
             log.log(logging.ERROR if status == "dead" else logging.WARNING, "message %s to %s %s: %s",
-                    row["id"], row["channel"], "is a dead letter" if status == "dead" else "will be retried",
-                    e.reason)
+                    row["id"], row["channel"], outcome, e.reason)
             return
         self.store.message_delivered(int(row["id"]))

@@ -41,6 +41,7 @@ class Message:
     context: dict[str, Any]
     link: str | None = None  # URL of the incident, when RUNBOOK_EXTERNAL_URL is set
     level: int | None = None  # escalation level (1-based) when kind == "escalation"
+    message_id: str | None = None  # the outbox row: the same on a resend, so a receiver can drop repeats
 
     def __post_init__(self) -> None:
         # A DeliveryError, not a ValueError: a message that cannot be built cannot be delivered

@@ -1,9 +1,12 @@
 """Generic webhook: the message as JSON, signed with HMAC-SHA256 like the intake expects its alerts.
 
-Body: ``{"kind", "incident_id", "summary", "severity", "source", "level", "link", "context"}``.
-Headers: ``X-Runbook-Timestamp`` and ``X-Runbook-Signature: sha256=<hex HMAC-SHA256(secret,
-"<timestamp>." + body)>`` (the receiver verifies as ``runner.web.auth.verify_signature`` does,
-replay window included). A channel without ``secret_env`` sends unsigned.
+Body: ``{"message_id", "kind", "incident_id", "summary", "severity", "source", "level", "link",
+"context"}``. Headers: ``X-Runbook-Timestamp`` and ``X-Runbook-Signature: sha256=<hex
+HMAC-SHA256(secret, "<timestamp>." + body)>`` (the receiver verifies as
+``runner.web.auth.verify_signature`` does, replay window included); a channel without
+``secret_env`` sends unsigned. ``X-Runbook-Message-Id`` (also ``message_id``) is the same on a
+resend: delivery is at least once (a sender that dies after sending and before recording it
+sends again), so a receiver that must not act twice drops an id it has seen.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from runner.notify.http import check_url, log, post_json
 def payload(message: Message) -> dict[str, Any]:
     """The JSON document a webhook receives for *message*."""
     return {
+        "message_id": message.message_id,
         "kind": message.kind,
         "incident_id": message.incident_id,
         "summary": message.summary,
@@ -57,6 +61,8 @@ class WebhookNotifier:
         """POST *message*; DeliveryError unless the receiver answers 2xx."""
         body = json.dumps(payload(message), separators=(",", ":"), ensure_ascii=False, default=str).encode()
         headers = _sign(self._key, body) if self._key else {}
+        if message.message_id is not None:
+            headers["X-Runbook-Message-Id"] = message.message_id
         secrets = [self._key] if self._key else []
         status = post_json(self.channel, self._url, body, timeout=self.timeout, secrets=secrets,
                            headers=headers)

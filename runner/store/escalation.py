@@ -24,6 +24,7 @@ VERIFY_WINDOW = timedelta(minutes=10)  # a fix holds when the alert resolves wit
 MAX_ATTEMPTS = 8  # a message that fails this often is a dead letter, with the last reason
 BACKOFF_MAX = timedelta(minutes=5)
 IN_FLIGHT = timedelta(seconds=60)  # a claimed message not marked by then is tried again
+CLAIM_BATCH = 5  # messages claimed at once, sent one after another: at a 10 s timeout each, well in IN_FLIGHT
 ESCALATING_RUN_STATUSES = ("failed", "timed_out", "interrupted", "rejected", "awaiting_approval")
 
 
@@ -183,7 +184,8 @@ def _verify(connection: sa.Connection, row: dict[str, Any], now: datetime) -> li
     return None
 
 
-def claim_messages(connection: sa.Connection, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
+def claim_messages(connection: sa.Connection, now: datetime,
+                   limit: int = CLAIM_BATCH) -> list[dict[str, Any]]:
     """The oldest due message of each channel (one channel's messages go out in order), claimed."""
     heads = (sa.select(sa.func.min(outbox.c.id)).where(outbox.c.status == "pending")
              .group_by(outbox.c.channel))
@@ -201,28 +203,37 @@ def claim_messages(connection: sa.Connection, now: datetime, limit: int = 20) ->
 
 
 def delivered(connection: sa.Connection, message_id: int, now: datetime) -> None:
-    """Mark a message sent, and say so on the incident's timeline (updates excepted: they are chatter)."""
-    row = connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
-        status="sent", sent_at=now, last_error=None).returning(outbox.c.incident_id, outbox.c.channel,
-                                                                 outbox.c.kind)).first()
+    """Mark a message sent, and say so on the incident's timeline (updates excepted: they are chatter).
+
+    Whoever sent it says so, even after its claim ran out: it was sent. Said twice, noted once.
+    """
+    row = connection.execute(sa.update(outbox).where(outbox.c.id == message_id, outbox.c.status != "sent")
+                             .values(status="sent", sent_at=now, last_error=None)
+                             .returning(outbox.c.incident_id, outbox.c.channel, outbox.c.kind)).first()
     if row is not None and row.kind != "update":
         _incidents.note(connection, row.incident_id, now, "message_sent", f"{row.kind} to {row.channel}")
 
 
 def failed(connection: sa.Connection, message_id: int, attempts: int, reason: str, retryable: bool,
            now: datetime) -> str:
-    """Schedule a retry with exponential backoff, or make it a dead letter. The new status."""
+    """Schedule a retry with exponential backoff, or make it a dead letter. The new status.
+
+    Only the latest claim decides (*attempts* is the claim's): a send that failed after its claim
+    ran out must not make a dead letter of a message another escalator has since sent. Then
+    nothing changes and the answer is "superseded".
+    """
+    claim = (outbox.c.id == message_id, outbox.c.status == "pending", outbox.c.attempts == attempts)
     if retryable and attempts < MAX_ATTEMPTS:
         wait = min(timedelta(seconds=2 ** attempts), BACKOFF_MAX)
-        connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
-            last_error=reason, next_attempt_at=now + wait))
-        return "pending"
-    row = connection.execute(sa.update(outbox).where(outbox.c.id == message_id).values(
-        status="dead", last_error=reason).returning(outbox.c.incident_id, outbox.c.channel,
-                                                    outbox.c.kind)).first()
-    if row is not None:
-        _incidents.note(connection, row.incident_id, now, "message_failed",
-                        f"{row.kind} to {row.channel} not delivered: {reason}")
+        retried = connection.execute(sa.update(outbox).where(*claim).values(
+            last_error=reason, next_attempt_at=now + wait)).rowcount
+        return "pending" if retried else "superseded"
+    row = connection.execute(sa.update(outbox).where(*claim).values(status="dead", last_error=reason)
+                             .returning(outbox.c.incident_id, outbox.c.channel, outbox.c.kind)).first()
+    if row is None:
+        return "superseded"
+    _incidents.note(connection, row.incident_id, now, "message_failed",
+                    f"{row.kind} to {row.channel} not delivered: {reason}")
     return "dead"
 
 
