@@ -68,7 +68,7 @@ def message(kind: str = "escalation", **changes: Any) -> Message:
     fields: dict[str, Any] = {
         "kind": kind, "incident_id": "inc-42", "summary": f"{XSS} disk full on web-1", "severity": "high",
         "source": "web-1", "context": CONTEXT, "link": "https://runbooks.example.com/incidents/inc-42",
-        "level": 2 if kind == "escalation" else None,
+        "level": 2 if kind == "escalation" else None, "message_id": "7",
     }
     return Message(**{**fields, **changes})
 
@@ -229,8 +229,9 @@ def test_webhook_posts_signed_json(sink: HttpSink) -> None:
     verify_signature(HOOK_SECRET, headers, request["body"])  # raises unless valid and fresh
     with pytest.raises(AuthError):
         verify_signature("another-secret", headers, request["body"])
+    assert headers["X-Runbook-Message-Id"] == "7"
     assert json.loads(request["body"]) == {
-        "kind": "escalation", "incident_id": "inc-42", "summary": f"{XSS} disk full on web-1",
+        "message_id": "7", "kind": "escalation", "incident_id": "inc-42", "summary": f"{XSS} disk full on web-1",
         "severity": "high", "source": "web-1", "level": 2,
         "link": "https://runbooks.example.com/incidents/inc-42", "context": CONTEXT,
     }
