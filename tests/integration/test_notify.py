@@ -231,8 +231,8 @@ def test_webhook_posts_signed_json(sink: HttpSink) -> None:
         verify_signature("another-secret", headers, request["body"])
     assert headers["X-Runbook-Message-Id"] == "7"
     assert json.loads(request["body"]) == {
-        "message_id": "7", "kind": "escalation", "incident_id": "inc-42", "summary": f"{XSS} disk full on web-1",
-        "severity": "high", "source": "web-1", "level": 2,
+        "message_id": "7", "kind": "escalation", "incident_id": "inc-42",
+        "summary": f"{XSS} disk full on web-1", "severity": "high", "source": "web-1", "level": 2,
         "link": "https://runbooks.example.com/incidents/inc-42", "context": CONTEXT,
     }
 
