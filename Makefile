@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/run_latency.py
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

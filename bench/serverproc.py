@@ -1,6 +1,7 @@
 """What the benchmarks share: the server process they drive (a free port, its start with a catalog
-and a store, readiness, its log, a clean stop), the catalog they give it, the Alertmanager webhook
-they post to it and what the store says of it, and the figures' helpers."""
+and a store, readiness, its log, a clean stop), worker processes alike, a private PostgreSQL schema,
+the catalog they give them, the Alertmanager webhook they post to it and what the store says of it,
+and the figures' helpers."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from runner.store import Store
 from runner.store.engine import create_engine, parse_url
@@ -34,6 +36,8 @@ RUNBOOKS = ROOT / "runbooks"
 HOST = "web-1"  # a local-connection host of runbooks/inventory.yaml
 INTAKE = "/api/v1/alerts/alertmanager"
 TOKEN_ENV = "RUNBOOK_WEBHOOK_TOKEN"
+# the database of tests/integration: trust auth, every benchmark in its own schema
+POSTGRES_URL = os.environ.get("RUNBOOK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 Served = tuple[subprocess.Popen[bytes], Store, sa.Engine]  # what serving() yields
 
 
@@ -85,8 +89,10 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-def runbook(name: str, title: str, alertname: str, max_runs: int, step: str, task: str) -> str:
-    """A staging runbook of one step (*task*, flow-style YAML) on the host of the alert's instance label."""
+def runbook(name: str, title: str, alertname: str, max_runs: int, step: str, task: str, *,
+            environment: str = "staging", limits: str = "") -> str:
+    """A runbook of one step (*task*, flow-style YAML) on the host of the alert's instance label, acting
+    in *environment*; *limits* adds authority lines (e.g. "  concurrency: 100\n")."""
     return f"""apiVersion: runbook-runner/v1
 kind: Runbook
 name: {name}
@@ -99,12 +105,12 @@ params:
   host: {{from: labels.instance, type: string, extract: '([a-z0-9-]+)(:[0-9]+)?'}}
 targets: {{hosts_from: host}}
 authority:
-  environments: [staging]
+  environments: [{environment}]
   max_hosts: 1
   approval: none
   timeout: 5m
   max_runs: {{count: {max_runs}, per: 1h}}
-steps:
+{limits}steps:
   - name: {step}
     task: {task}
 """
@@ -122,31 +128,94 @@ def make_catalog(root: Path, name: str, runbook_text: str, owners: str | None = 
     (root / f"{name}.yaml").write_text(runbook_text)
 
 
+def process_env(tmp: Path, scratch: str, extra_env: Mapping[str, str] | None = None,
+                drop: tuple[str, ...] = ("RUNBOOK_",)) -> dict[str, str]:
+    """Our environment without the variables starting with one of *drop*, plus *extra_env*; the process's
+    state under *tmp*/state and its temporary files under *tmp*/*scratch* (made here)."""
+    directory = tmp / scratch  # the process's runs and catalog snapshots: cleaned up with *tmp*
+    directory.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update({"RUNBOOK_STATE_DIR": str(tmp / "state"), "TMPDIR": str(directory), "PYTHONUNBUFFERED": "1",
+                **(extra_env or {})})
+    return env
+
+
 def start_server(tmp: Path, catalog: Path, url: str, port: int, token: str, log: Path,
                  extra_env: Mapping[str, str] | None = None,
-                 drop: tuple[str, ...] = ("RUNBOOK_",)) -> subprocess.Popen[bytes]:
-    """`python -m runner ... serve --workers 1`, its state and temporary files under *tmp*.
+                 drop: tuple[str, ...] = ("RUNBOOK_",), workers: int = 1) -> subprocess.Popen[bytes]:
+    """`python -m runner ... serve --workers 1` (or *workers*), its state and temporary files under *tmp*.
 
     Our environment without the variables starting with one of *drop*, plus *extra_env*."""
-    scratch = tmp / "server-tmp"  # the server's runs and catalog snapshots: cleaned up with *tmp*
-    scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update({TOKEN_ENV: token, "RUNBOOK_STATE_DIR": str(tmp / "state"), "TMPDIR": str(scratch),
-                "PYTHONUNBUFFERED": "1", **(extra_env or {})})
+    env = process_env(tmp, "server-tmp", {TOKEN_ENV: token, **(extra_env or {})}, drop)
     cmd = [sys.executable, "-m", "runner", "--runbooks", str(catalog), "--db", url, "serve", "--port",
-           str(port), "--workers", "1"]
+           str(port), "--workers", str(workers)]
     with log.open("wb") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def start_worker(tmp: Path, catalog: Path, url: str, log: Path, options: tuple[str, ...] = ()) \
+        -> subprocess.Popen[bytes]:
+    """`python -m runner ... worker *options*`, its state under *tmp*, its temporary files in a directory
+    of its own there (named after *log*), our environment without RUNBOOK_* variables."""
+    env = process_env(tmp, f"{log.stem}-tmp")
+    cmd = [sys.executable, "-m", "runner", "--runbooks", str(catalog), "--db", url, "worker", *options]
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_logged(proc: subprocess.Popen[bytes], log: Path, text: str, limit: float = 60.0) -> None:
+    """Return once *text* is in the process's *log*; exit if it dies, or has not logged it in *limit* s."""
+    deadline = time.monotonic() + limit
+    while text not in log.read_text(errors="replace"):
+        if proc.poll() is not None:
+            sys.exit(f"pid {proc.pid} exited with {proc.returncode} before it logged {text!r}:\n"
+                     f"{log_tail(log)}")
+        if time.monotonic() >= deadline:
+            sys.exit(f"pid {proc.pid} did not log {text!r} within {limit:.0f} s:\n{log_tail(log)}")
+        time.sleep(0.05)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate every process at once, then wait for each (see stop_server)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        stop_server(proc)
+
+
+@contextmanager
+def postgres_schema(admin_url: str = POSTGRES_URL, prefix: str = "bench") -> Iterator[str]:
+    """A store URL on a fresh PostgreSQL schema of *admin_url*'s database (search_path in the URL, as
+    tests/integration does), dropped afterwards. Exit when the database cannot be reached."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = sa.create_engine(make_url(admin_url).set(drivername="postgresql+psycopg"),
+                             connect_args={"connect_timeout": 5}, isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        except sa.exc.OperationalError as e:
+            where = make_url(admin_url).render_as_string(hide_password=True)
+            sys.exit(f"PostgreSQL unreachable at {where}: {' '.join(str(e.orig).split())}")
+        url = make_url(admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 @contextmanager
 def serving(tmp: Path, catalog: Path, url: str, port: int, token: str, log: Path,
             extra_env: Mapping[str, str] | None = None,
-            drop: tuple[str, ...] = ("RUNBOOK_",)) -> Iterator[Served]:
+            drop: tuple[str, ...] = ("RUNBOOK_",), workers: int = 1) -> Iterator[Served]:
     """Start the server (see start_server), open its store; once /readyz answers, say so and yield the
     process, the Store and an engine on the same database. Afterwards close both and stop the server."""
     t0 = time.perf_counter()
-    proc = start_server(tmp, catalog, url, port, token, log, extra_env, drop)
+    proc = start_server(tmp, catalog, url, port, token, log, extra_env, drop, workers)
     store: Store | None = None
     engine: sa.Engine | None = None
     try:
