@@ -134,6 +134,11 @@ class Store:
         params = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, **params}
         return Listener(lambda: dialect.loaded_dbapi.connect(*args, **params), on_wake)
 
+    def schema_problem(self) -> str | None:
+        """Why this version cannot use the database's schema now (an older one), or None."""
+        with self._errors("cannot read the schema revision"):
+            return migrate.problem(self._engine, self.display_url)
+
     def revision(self) -> str | None:
         """The schema revision of the database, None when it was never migrated."""
         with self._errors("cannot read the schema revision"):

@@ -199,3 +199,10 @@ outbox = sa.Table(
     sa.Index("ix_outbox_status_channel_id", "status", "channel", "id"),
     sa.Index("ix_outbox_incident_id", "incident_id"),
 )
+
+schema_compat = sa.Table(  # one row: the oldest code revision that may use this schema (migration 0007)
+    "schema_compat",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("min_revision", sa.Text, nullable=False),
+)

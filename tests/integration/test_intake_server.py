@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import waitress
 
 from runner.store import Store
+from runner.store.engine import create_engine, parse_url
 from runner.web import AppConfig, create_app
 from runner.web.auth import REPLAY_WINDOW, WebhookAuth, sign
 from tests.conftest import CATALOG, ROOT
@@ -196,6 +198,21 @@ def test_health_and_readiness(server) -> None:  # type: ignore[no-untyped-def]
     assert ready["checks"] == {"store": "ok", "runbooks": "ok"}
     assert ready["catalog"]["runbooks"] == 4 and ready["catalog"]["last_reload_error"] is None
     assert srv.get("/nope")[0] == 404
+
+
+def test_readiness_during_a_rolling_upgrade(server, store_url: str) -> None:  # type: ignore[no-untyped-def]
+    srv, _ = server
+    engine = create_engine(parse_url(store_url))
+    try:
+        with engine.begin() as connection:  # a newer version migrated the database (only adding)
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff0009'"))
+        assert srv.get("/readyz")[0] == 200  # this older receiver stays in the load balancer
+        with engine.begin() as connection:  # a newer migration removed what this version uses
+            connection.execute(sa.text("UPDATE schema_compat SET min_revision = 'ffff0009'"))
+        status, ready, _ = srv.get("/readyz")
+        assert status == 503 and "needs runbook-runner with migration ffff0009" in ready["checks"]["store"]
+    finally:
+        engine.dispose()
 
 
 def test_serve_refuses_to_start_without_credentials(tmp_path: Path) -> None:

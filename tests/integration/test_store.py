@@ -343,8 +343,42 @@ def test_outdated_database_is_refused_until_upgraded(store_url: str, engine: sa.
         store.add_timeline("run-0001", "noted")
 
 
-def test_database_from_a_newer_version_is_refused(store_url: str, engine: sa.Engine) -> None:
+def test_a_newer_schema_that_still_serves_this_version_is_used_as_it_is(
+    store_url: str, engine: sa.Engine, caplog: pytest.LogCaptureFixture,
+) -> None:
     migrate.upgrade(engine)
+    with engine.begin() as connection:  # a newer runbook-runner added a migration (only adding)
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff0009'"))
+    with Store(store_url) as store:  # an old process of a rolling upgrade keeps working
+        store.create_run(full_run())
+        assert store.get_run(full_run().id) == full_run()
+        assert store.schema_problem() is None
+        store.upgrade()  # nothing to do, and no downgrade either
+        assert store.revision() == "ffff0009"
+    assert "newer than this runbook-runner's" in caplog.text
+
+
+def test_a_newer_schema_that_no_longer_serves_this_version_is_refused(
+    store_url: str, engine: sa.Engine,
+) -> None:
+    migrate.upgrade(engine)
+    with engine.begin() as connection:  # the newer version removed something we use
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff0009'"))
+        connection.execute(sa.text("UPDATE schema_compat SET min_revision = 'ffff0008'"))
+    with Store(store_url) as store:
+        needs = ("ffff0009, unknown to this runbook-runner .* needs runbook-runner with migration ffff0008 "
+                 "or later")
+        with pytest.raises(StoreError, match=needs):
+            store.list_runs()
+        with pytest.raises(StoreError, match=needs):
+            store.upgrade()
+        assert "needs runbook-runner with migration ffff0008" in (store.schema_problem() or "")
+
+
+def test_a_schema_from_before_the_compat_table_at_an_unknown_revision_is_refused(
+    store_url: str, engine: sa.Engine,
+) -> None:
+    migrate.upgrade(engine, "0006")
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff0009'"))
     with Store(store_url) as store, pytest.raises(StoreError, match="ffff0009, unknown to this runbook"):
