@@ -15,6 +15,8 @@ from runner.errors import StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 POSTGRES_CONNECT_TIMEOUT_S = 10
+POSTGRES_CONNECT_DEFAULTS = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, "keepalives": 1,
+                             "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
 POOL_OPTIONS = ("pool_size", "max_overflow")  # URL query parameters that size the connection pool
 WRITE_OPTION = "runbook_write"  # execution option: open SQLite transactions with BEGIN IMMEDIATE
 
@@ -81,9 +83,10 @@ def create_engine(url: URL) -> Engine:
     url, pool = pool_options(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, pool)
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+    # A connection whose peer vanished (a host or a network gone) fails within ~15 s instead of
+    # hanging a worker's heartbeat for the kernel's two hours; the URL may set its own values.
+    connect_args: dict[str, Any] = {key: value for key, value in POSTGRES_CONNECT_DEFAULTS.items()
+                                    if key not in url.query}
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool)
 
 

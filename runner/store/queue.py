@@ -29,6 +29,7 @@ from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
 LOCK_BUCKETS = 4096
 _LOCK_BASE = 0x72756E0000  # our advisory lock ids: clear of the migration lock and of other users'
 _LOCK_MANY = sa.text("SELECT pg_advisory_xact_lock(id) FROM unnest(CAST(:ids AS bigint[])) AS id ORDER BY id")
+RENEW_TIMEOUT_S = 3.0  # PostgreSQL: a renewal waiting longer fails, so the heartbeat can fence itself in time
 MAX_ATTEMPTS = 2  # an idempotent run whose worker died is queued again once, not forever
 _ACTIVE = [RunStatus.QUEUED.value, RunStatus.RUNNING.value]
 _PENDING = [s.value for s in PENDING_STATUSES]
@@ -230,6 +231,8 @@ def renew(connection: sa.Connection, lease: Lease, held: Iterable[str | tuple[st
     keys = list(held)
     if not keys:
         return {}
+    if connection.dialect.name == "postgresql":  # a renewal that waits long is worse than one that fails
+        connection.execute(sa.text(f"SET LOCAL statement_timeout = '{int(RENEW_TIMEOUT_S * 1000)}ms'"))
     ids = {key if isinstance(key, str) else key[0] for key in keys}
     mine = (runs.c.id.in_(ids), runs.c.claimed_by == lease.worker, runs.c.status == RunStatus.RUNNING.value)
     connection.execute(sa.update(runs).where(*mine).values(lease_until=lease.end(connection)))

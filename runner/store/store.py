@@ -38,7 +38,7 @@ from runner.records import (
 )
 from runner.store import escalation, incidents, migrate, queue, reporting, retention
 from runner.store.engine import (
-    POSTGRES_CONNECT_TIMEOUT_S,
+    POSTGRES_CONNECT_DEFAULTS,
     WRITE_OPTION,
     create_engine,
     parse_url,
@@ -131,7 +131,7 @@ class Store:
             return None
         dialect = self._engine.dialect
         args, params = dialect.create_connect_args(self._engine.url)  # without the pool options
-        params = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, **params}
+        params = {**POSTGRES_CONNECT_DEFAULTS, **params}
         return Listener(lambda: dialect.loaded_dbapi.connect(*args, **params), on_wake)
 
     def schema_problem(self) -> str | None:

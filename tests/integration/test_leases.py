@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from runner.errors import StoreError
 from runner.records import RunStatus, StepRecord, StepStatus
 from runner.service import Loaded
 from runner.store import Store, queue
@@ -109,3 +111,22 @@ def test_a_renewal_that_commits_while_recovery_decides_keeps_the_run(
         assert renewed == [{(record.id, 1): False}]  # the renewal was told it still holds the run
         current = store.get_run(record.id)
         assert current is not None and (current.status, current.claimed_by) == (RunStatus.RUNNING, WORKER)
+
+
+def test_a_renewal_that_would_wait_fails_instead_so_the_heartbeat_can_fence_itself(
+    postgresql_store_url: str, active: Loaded, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    monkeypatch.setattr(queue, "RENEW_TIMEOUT_S", 0.5)
+    with Store(postgresql_store_url) as store:
+        record = manual(store, active, "plain", "web-1")
+        assert store.claim(lease(15), run_id=record.id)
+        engine = create_engine(parse_url(postgresql_store_url))
+        try:
+            with engine.connect() as other, other.begin():  # something holds the run's row, and hangs
+                other.execute(sa.select(runs.c.id).where(runs.c.id == record.id).with_for_update())
+                with pytest.raises(StoreError, match="cannot renew the lease: canceling statement due to "
+                                                     "statement timeout"):
+                    store.renew(lease(15), [(record.id, 1)])
+            assert store.renew(lease(15), [(record.id, 1)]) == {(record.id, 1): False}  # and it recovers
+        finally:
+            engine.dispose()
