@@ -19,10 +19,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-CHANNEL = "runbook_queued"
+CHANNEL = "runbook_queued"  # one channel per schema: "runbook_queued:<schema>"
 RETRY_MAX = 10.0  # seconds between attempts to reconnect, at most
 log = logging.getLogger("runner.store.wakeup")
-_NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
+# Channels are per database; deployments in different schemas of one database must not wake
+# each other's workers for nothing. (Identifiers stop at 63 bytes: a long schema name is cut.)
+_NOTIFY = sa.text(f"SELECT pg_notify(left('{CHANNEL}:' || current_schema(), 63), '')")
 
 
 def announce(connection: sa.Connection) -> None:
@@ -76,7 +78,9 @@ class Listener:
         connection = self._connect()
         try:
             connection.autocommit = True
-            connection.execute(f"LISTEN {CHANNEL}")
+            schema = connection.execute("SELECT current_schema()").fetchone()[0]
+            channel = f"{CHANNEL}:{schema}".encode()[:63].decode(errors="ignore").replace('"', '""')
+            connection.execute(f'LISTEN "{channel}"')
             self.listening.set()
             self._on_wake()  # whatever was queued while no session listened
             while not self._stop.is_set():

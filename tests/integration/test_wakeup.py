@@ -8,12 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from runner.records import RunStatus
 from runner.service import Loaded
 from runner.store import Store, wakeup
 from runner.store.engine import create_engine, parse_url
 from runner.worker import WorkerPool
+from tests.integration.conftest import POSTGRES_URL
 from tests.integration.test_queue import active, manual  # noqa: F401 (the fixture)
 
 WAIT = 30.0  # seconds a test waits for what should come at once; far below any poll it sets
@@ -89,8 +91,8 @@ def test_the_listener_comes_back_after_its_session_is_killed(
     with postgresql_admin.connect() as connection:
         killed = connection.execute(sa.text(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE query = :listen AND pid <> pg_backend_pid()"),
-            {"listen": f"LISTEN {wakeup.CHANNEL}"}).scalar()
+            "WHERE query LIKE :listen AND pid <> pg_backend_pid()"),
+            {"listen": f'LISTEN "{wakeup.CHANNEL}:%'}).scalar()
     assert killed >= 1
     assert wait_for(until=lambda: not listener.listening.is_set())
     assert wait_for(listener.listening)  # reconnected, and caught up: one wake-up for what it missed
@@ -129,3 +131,22 @@ def test_without_listen_a_worker_polls(postgresql_store_url: str, active: Loaded
             assert wait_for(until=lambda: store.get_run(record.id).status is RunStatus.SUCCEEDED)  # type: ignore[union-attr]
         finally:
             pool.stop(grace=30)
+
+
+def test_a_run_queued_in_another_schema_wakes_nobody_here(
+    listening: tuple[Store, Counter, wakeup.Listener], postgresql_admin: sa.Engine, active: Loaded,  # noqa: F811
+) -> None:
+    _, counter, _ = listening
+    other = "runbook_test_other_deployment"
+    with postgresql_admin.connect() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{other}" CASCADE'))
+        connection.execute(sa.text(f'CREATE SCHEMA "{other}"'))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={other}"})
+    try:
+        with Store(url.render_as_string(hide_password=False)) as elsewhere:
+            assert manual(elsewhere, active, "plain", "web-1").status is RunStatus.QUEUED
+        time.sleep(0.5)  # its notification would have arrived by now
+        assert not counter.woken.is_set()
+    finally:
+        with postgresql_admin.connect() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{other}" CASCADE'))
