@@ -40,7 +40,7 @@ from runner.web.views import (
 )
 
 blueprint = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
-                      static_url_path="/static")
+                      static_url_path="/assets")  # the app itself answers /static
 REFRESH = 10  # seconds between redraws of a list page (app.config["DASHBOARD_REFRESH"] overrides)
 LISTED = 200  # rows a list page shows at most
 _PUBLIC = {"dashboard.login", "dashboard.static"}
