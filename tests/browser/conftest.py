@@ -46,9 +46,10 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, service: Any) -> Iterator[Any]:  # noqa: F811
     """A fresh page in its own context (its own cookies); fails the test on any console error,
-    a Content-Security-Policy violation included."""
+    a Content-Security-Policy violation included. It closes before the service it is on stops,
+    so no redraw of a page left open meets a closed port."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(20_000)
