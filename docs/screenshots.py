@@ -114,8 +114,8 @@ def demo_data(base: str, tmp: Path) -> dict[str, str]:
                  "Log volume /var/log on web-1 is 93% full"}, {"mountpoint": str(logs)})
     rotate = alert(base, "FileTooLarge", "web-2:9100", {"path": str(tmp / "missing" / "huge.log"),
                    "summary": "huge.log on web-2 grew past 2 GiB"})
-    alert(base, "CertificateExpiring", "relay-1:443", {"summary": "TLS certificate of relay-1 expires in 6 days"},
-          {"severity": "critical"})
+    alert(base, "CertificateExpiring", "relay-1:443",
+          {"summary": "TLS certificate of relay-1 expires in 6 days"}, {"severity": "critical"})
     approval = alert(base, "PaymentsWorkerStuck", "pay-1:9100", {"summary": "payments worker on pay-1 stuck"})
     wait_final(base, disk["run"]["id"])
     wait_final(base, rotate["run"]["id"])
@@ -131,9 +131,9 @@ def demo_data(base: str, tmp: Path) -> dict[str, str]:
 
 def shoot(base: str, ids: dict[str, str]) -> None:
     OUT.mkdir(exist_ok=True)
-    pages = [("incidents", "/"), ("incident", f"/incidents/{ids['incident']}"), ("run", f"/runs/{ids['run']}"),
-             ("run-failed", f"/runs/{ids['failed']}"), ("approvals", "/approvals"),
-             ("runbooks", "/runbooks"), ("report", "/report")]
+    pages = [("incidents", "/"), ("incident", f"/incidents/{ids['incident']}"),
+             ("run", f"/runs/{ids['run']}"), ("run-failed", f"/runs/{ids['failed']}"),
+             ("approvals", "/approvals"), ("runbooks", "/runbooks"), ("report", "/report")]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         for who, shots in (("alice", pages), ("carol", [("approvals", "/approvals")])):
@@ -157,7 +157,7 @@ def shoot(base: str, ids: dict[str, str]) -> None:
 class _Sink(BaseHTTPRequestHandler):
     """Slack and webhook channels answer 200 here, so escalation messages show as sent."""
 
-    def do_POST(self) -> None:  # noqa: N802  (the http.server name)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.end_headers()
