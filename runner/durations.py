@@ -58,3 +58,13 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         return parse_time(text).astimezone(UTC)
     except OverflowError:
         raise ValueError(f"{text!r} is outside the calendar once converted to UTC") from None
+
+
+def human(seconds: float) -> str:
+    """A duration the way runbooks write it, as precise as its size needs (42s, 12m5s, 3h12m, 2d5h)."""
+    whole = round(seconds)
+    for above, unit in ((86400, 3600), (3600, 60)):
+        if whole >= above:
+            whole = round(whole / unit) * unit
+            break
+    return format_duration(timedelta(seconds=whole))

@@ -31,6 +31,8 @@ REJECTED = "rejected"
 OTHER = "other"
 REJECTION_LIMITS = ("max_runs", "concurrency", "cooldown")  # limit reasons begin "<name>: ..."
 
+_KIND_LABELS = {"timed_out": "timed out", "awaiting_approval": "awaiting approval",
+                "no_runbook": "no runbook matches"}
 _REJECTED = re.compile(r"run \S+ of \S+ was rejected: (.*)", re.S)
 _KINDS = (  # escalation reasons as runner.store.incidents words them, and their kind
     (re.compile(r"run \S+ failed\b"), "failed"),
@@ -58,6 +60,13 @@ def reason_kind(reason: str) -> str:
             limit = "environment"
         return f"{REJECTED}:{limit}" if limit else REJECTED
     return next((kind for pattern, kind in _KINDS if pattern.match(reason)), OTHER)
+
+
+def reason_label(kind: str) -> str:
+    """How people read an escalation reason kind (``rejected:max_runs`` -> rejected (max_runs))."""
+    if kind.startswith(f"{REJECTED}:"):
+        return f"{REJECTED} ({kind.partition(':')[2]})"
+    return _KIND_LABELS.get(kind, kind)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

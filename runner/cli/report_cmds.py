@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import click
 
 from runner.cli import emit_json, main, output_option, print_table
 from runner.cli.run_cmds import open_store, parse_since
-from runner.durations import format_duration
-from runner.report import NO_RUNBOOK, REJECTED, Group, Report, Spread, Stats, build_report, report_as_data
+from runner.durations import human
+from runner.report import NO_RUNBOOK, Group, Report, Spread, Stats, build_report, reason_label, report_as_data
 
-_KIND_LABELS = {"timed_out": "timed out", "awaiting_approval": "awaiting approval",
-                "no_runbook": "no runbook matches"}
 _HEADER = ("ALERTS", "INCIDENTS", "FIXES HELD", "ESCALATIONS", "WHY", "MTTA p50/p90", "MTTR p50/p90",
            "APPROVAL WAIT p50/p90")
-
-
-def human(seconds: float) -> str:
-    """A duration the way runbooks write it, as precise as its size needs (42s, 12m5s, 3h12m, 2d5h)."""
-    whole = round(seconds)
-    for above, unit in ((86400, 3600), (3600, 60)):
-        if whole >= above:
-            whole = round(whole / unit) * unit
-            break
-    return format_duration(timedelta(seconds=whole))
-
-
-def reason_label(kind: str) -> str:
-    """How the text report names an escalation reason kind (``rejected:max_runs`` -> rejected (max_runs))."""
-    if kind.startswith(f"{REJECTED}:"):
-        return f"{REJECTED} ({kind.partition(':')[2]})"
-    return _KIND_LABELS.get(kind, kind)
 
 
 def _reasons(stats: Stats) -> str:

@@ -149,7 +149,8 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
         fail(f"cannot read the tokens file: {e}", 2)
     _logging()
     store, holder = _open(runbooks_dir, db_url)
-    app = create_app(AppConfig(store=store, auth=auth, catalog=holder, tokens=tokens))
+    app = create_app(AppConfig(store=store, auth=auth, catalog=holder, tokens=tokens,
+                               secret_key=os.environ.get("RUNBOOK_SECRET_KEY") or None))
     with app.app_context():
         state = runtime()
     pool = _pool(store, holder, size=workers, grace=grace, listen=listen, poll=poll, lease=lease,

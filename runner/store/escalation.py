@@ -286,3 +286,16 @@ def message_for(connection: sa.Connection, incident_id: str, reason: str,
             "summary": f"{incident['title']}: {reason}"[:200], "severity": incident["severity"],
             "source": str(labels.get("instance") or labels.get("alertname") or incident["source"]),
             "context": context}
+
+
+def context_of(connection: sa.Connection, incident_id: str) -> dict[str, Any]:
+    """The incident's escalation (state, reason, next level; None if it never escalated) and the
+    context an escalation message would carry now: alert, owner, runbook, last run and its steps."""
+    row = connection.execute(sa.select(escalations).where(
+        escalations.c.incident_id == incident_id)).mappings().first()
+    last_run = connection.execute(sa.select(runs.c.id).where(runs.c.incident_id == incident_id)
+                                  .order_by(runs.c.created_at.desc()).limit(1)).scalar()
+    state = None if row is None else {"state": row["state"], "reason": row["reason"], "level": row["level"],
+                                      "round": row["round"], "next_at": row["next_at"]}
+    reason = row["reason"] if row is not None else ""
+    return {"escalation": state, "context": message_for(connection, incident_id, reason, last_run)["context"]}

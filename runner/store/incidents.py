@@ -7,6 +7,7 @@ the incident key first (see ``queue.lock``), so two requests for one group open 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -232,6 +233,16 @@ def listing(connection: sa.Connection, *, status: list[str] | None, team: str | 
     if limit is not None:
         query = query.limit(limit)
     return [incident_of(row) for row in connection.execute(query).mappings()]
+
+
+def last_events(connection: sa.Connection, incident_ids: Collection[str]) -> dict[str, TimelineEntry]:
+    """The latest timeline entry of each of *incident_ids* (one query for a whole listing)."""
+    if not incident_ids:
+        return {}
+    latest = sa.select(sa.func.max(incident_timeline.c.id)).where(
+        incident_timeline.c.incident_id.in_(list(incident_ids))).group_by(incident_timeline.c.incident_id)
+    rows = connection.execute(sa.select(incident_timeline).where(incident_timeline.c.id.in_(latest)))
+    return {row.incident_id: TimelineEntry(row.at, row.event, row.detail) for row in rows}
 
 
 def incident_of(row: Any) -> Incident:

@@ -400,6 +400,16 @@ class Store:
         with self._read("cannot list incidents") as connection:
             return incidents.listing(connection, status=values or None, team=team, since=since, limit=limit)
 
+    def last_events(self, incident_ids: Collection[str]) -> dict[str, TimelineEntry]:
+        """The latest timeline entry of each incident (a listing's "last event" column)."""
+        with self._read("cannot read incident timelines") as connection:
+            return incidents.last_events(connection, incident_ids)
+
+    def incident_context(self, incident_id: str) -> dict[str, Any]:
+        """The incident's escalation state and the context bundle an escalation would carry now."""
+        with self._read(f"cannot read the context of incident {incident_id}") as connection:
+            return escalation.context_of(connection, incident_id)
+
     def report_rows(self, since: datetime) -> ReportRows:
         """What ``runbook report`` sums up: the incidents opened since *since*, escalations, approvals."""
         with self._read("cannot read the report") as connection:

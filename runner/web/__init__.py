@@ -1,7 +1,8 @@
-"""The HTTP surface: ``create_app(config)`` with blueprints for intake, the API, health, metrics.
+"""The HTTP surface: ``create_app(config)`` with blueprints for intake, API, health, metrics, dashboard.
 
 A thin adapter, as the CLI is: it parses requests, calls one core function and renders the
-result. Every error leaves as JSON ``{"error": ..., "status": ...}`` through one handler.
+result. Every error leaves as JSON ``{"error": ..., "status": ...}`` through one handler, except
+on the dashboard's pages, which answer in HTML (see runner.web.dashboard).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class AppConfig:
     max_body: int = MAX_BODY
     catalog: CatalogHolder | None = None
     tokens: Tokens | None = None
+    secret_key: str | None = None  # signs dashboard sessions; None: a key of this process only
 
 
 class _JSON(DefaultJSONProvider):
@@ -97,7 +99,7 @@ class Runtime:
 
 def create_app(config: AppConfig) -> Flask:
     """The Flask app for *config* (one store per app)."""
-    from runner.web import api, health, intake, metrics
+    from runner.web import api, dashboard, health, intake, metrics, session
 
     app = Flask("runner")
     app.json = _JSON(app)
@@ -111,6 +113,8 @@ def create_app(config: AppConfig) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(dashboard.blueprint)
+    session.init_app(app, config.secret_key)
 
     @app.errorhandler(RunbookError)
     def runbook_error(error: RunbookError) -> ResponseReturnValue:

@@ -25,6 +25,8 @@ from runner.store.queue import Candidate
 from runner.web import runtime
 from runner.web.auth import AuthError
 from runner.web.intake import check_text, decode
+from runner.web.rights import may_act_for as _may_act_for
+from runner.web.rights import may_act_on_run
 from runner.web.tokens import LOCAL_ADMIN, Identity, Role
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -43,14 +45,6 @@ def identity() -> Identity:
         return tokens.identify(request.headers)
     except AuthError as e:
         raise Unauthorized(str(e), www_authenticate=None) from None
-
-
-def _may_act_for(who: Identity, team: str, what: str) -> None:
-    """ForbiddenError unless *who* acts for *team*, which owns *what* ("run runbook x")."""
-    if not who.acts_for(team):
-        teams = ", ".join(sorted(who.teams)) or "no team"
-        raise ForbiddenError(f"{who.name} ({who.role.value}; {teams}) may not {what}: "
-                             f"it is owned by team {team}")
 
 
 def _may_act(who: Identity, runbook: Runbook, action: str) -> None:
@@ -185,12 +179,7 @@ def _act_on(run_id: str, action: str) -> tuple[Identity, Any]:
     who = identity()
     state = runtime()
     record = actions.get_run(state.store, run_id)
-    runbook = state.holder.active.catalog.runbooks.get(record.runbook)
-    if runbook is not None:
-        _may_act(who, runbook, action)
-    elif who.role is not Role.ADMIN:
-        raise ForbiddenError(f"runbook {record.runbook} is not in the active catalog: only an admin may "
-                             f"{action} its runs")
+    may_act_on_run(who, state.holder.active.catalog, record, action)
     return who, record
 
 

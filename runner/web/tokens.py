@@ -112,6 +112,10 @@ class Tokens:
         scheme, _, token = (headers.get("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AuthError("missing credentials: send Authorization: Bearer <token>")
+        return self.verify(token)
+
+    def verify(self, token: str) -> Identity:
+        """The identity of *token* (as the dashboard's login form sends it), or AuthError."""
         digest = hashlib.sha256(token.strip().encode()).digest()
         found = None
         for known, identity in self.entries:  # no early exit: every request compares with all
@@ -120,6 +124,10 @@ class Tokens:
         if found is None:
             raise AuthError("invalid bearer token")
         return found
+
+    def named(self, name: str) -> tuple[bytes, Identity] | None:
+        """The token digest and identity called *name* (a session re-reads its rights with it)."""
+        return next(((digest, who) for digest, who in self.entries if who.name == name), None)
 
 
 def load_tokens(file: Path | None) -> Tokens | None:

@@ -112,6 +112,23 @@ def tokens_file(tmp_path: Path) -> Path:
     return file
 
 
+def alertmanager_group(alertname: str, instance: str, directory: Path, *, status: str = "firing",
+                       fingerprint: str | None = None, annotations: dict[str, str] | None = None,
+                       ) -> dict[str, Any]:
+    """One alert in an Alertmanager webhook (version 4) body."""
+    labels = {"alertname": alertname, "env": "staging", "instance": instance, "severity": "warning"}
+    alert = {"status": status, "labels": labels,
+             "annotations": {"dir": str(directory), **(annotations or {})},
+             "startsAt": "2026-11-23T10:00:00Z",
+             "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-23T10:05:00Z",
+             "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+             "fingerprint": fingerprint or f"fp-{alertname}-{instance}"}
+    return {"version": "4", "groupKey": f'{{}}:{{alertname="{alertname}"}}', "truncatedAlerts": 0,
+            "status": status, "receiver": "runbook-runner", "groupLabels": {"alertname": alertname},
+            "commonLabels": labels, "commonAnnotations": {}, "externalURL": "http://am:9093",
+            "alerts": [alert]}
+
+
 @dataclass
 class Service:
     """A running server with its store, catalog holder and worker pool."""
@@ -140,16 +157,7 @@ class Service:
     def alert(self, alertname: str, instance: str, directory: Path, *, status: str = "firing",
               fingerprint: str | None = None) -> dict[str, Any]:
         """Post one alert as Alertmanager does (webhook version 4); the stored alert's answer."""
-        labels = {"alertname": alertname, "env": "staging", "instance": instance, "severity": "warning"}
-        alert = {"status": status, "labels": labels, "annotations": {"dir": str(directory)},
-                 "startsAt": "2026-11-23T10:00:00Z",
-                 "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-23T10:05:00Z",
-                 "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
-                 "fingerprint": fingerprint or f"fp-{alertname}-{instance}"}
-        group = {"version": "4", "groupKey": f'{{}}:{{alertname="{alertname}"}}', "truncatedAlerts": 0,
-                 "status": status, "receiver": "runbook-runner", "groupLabels": {"alertname": alertname},
-                 "commonLabels": labels, "commonAnnotations": {}, "externalURL": "http://am:9093",
-                 "alerts": [alert]}
+        group = alertmanager_group(alertname, instance, directory, status=status, fingerprint=fingerprint)
         status_code, answer = self.call("POST", "/api/v1/alerts/alertmanager", body=group,
                                         headers={"Authorization": f"Bearer {WEBHOOK}"})
         assert status_code == 202, answer
