@@ -26,7 +26,7 @@ run: install
 	RUNBOOK=$(BIN)/runbook bash docs/examples/alert-to-run.sh
 
 test: install
-	$(BIN)/ruff check runner tests bench
+	$(BIN)/ruff check runner tests bench docs
 	$(BIN)/mypy runner
 	$(BIN)/python -m pytest
 
