@@ -22,11 +22,10 @@ from runner.models import Runbook
 from runner.records import Incident, RunStatus, Trigger, incident_as_data, record_as_data
 from runner.runs import Request, candidate, prepare, runbook_named
 from runner.store.queue import Candidate
-from runner.web import runtime
+from runner.web import rights, runtime
 from runner.web.auth import AuthError
 from runner.web.intake import check_text, decode
 from runner.web.rights import may_act_for as _may_act_for
-from runner.web.rights import may_act_on_run
 from runner.web.tokens import LOCAL_ADMIN, Identity, Role
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -175,25 +174,11 @@ def show_run(run_id: str) -> ResponseReturnValue:
     return jsonify(record_as_data(actions.get_run(runtime().store, run_id)))
 
 
-def _act_on(run_id: str, action: str) -> tuple[Identity, Any]:
-    who = identity()
-    state = runtime()
-    record = actions.get_run(state.store, run_id)
-    may_act_on_run(who, state.holder.active.catalog, record, action)
-    return who, record
-
-
 def _decide(run_id: str, approve: bool) -> ResponseReturnValue:
-    who, record = _act_on(run_id, "approve runs of" if approve else "reject runs of")
+    who, state = identity(), runtime()
+    record = rights.run_to_act_on(state, who, run_id, rights.decide_action(approve))
     reason = _field(_body(), "reason", str, "") or ""
-    state = runtime()
-    after = actions.decide(state.store, state.holder.active.catalog, record.id, who.name, approve=approve,
-                           reason=reason)
-    if not approve:
-        state.metrics.rejected.labels("approval").inc()
-    elif after.status is RunStatus.QUEUED:
-        state.queued()
-    return jsonify(record_as_data(after))
+    return jsonify(record_as_data(rights.decide(state, who, record, approve=approve, reason=reason)))
 
 
 @blueprint.post("/runs/<run_id>/approve")
@@ -211,8 +196,7 @@ def reject(run_id: str) -> ResponseReturnValue:
 @blueprint.post("/runs/<run_id>/cancel")
 def cancel(run_id: str) -> ResponseReturnValue:
     """Cancel a run not started yet, or ask the worker of a running one to stop it."""
-    who, record = _act_on(run_id, "cancel runs of")
-    return jsonify(record_as_data(actions.cancel(runtime().store, record.id, who.name))), 202
+    return jsonify(record_as_data(rights.cancel(runtime(), identity(), run_id))), 202
 
 
 @blueprint.post("/reload")

@@ -23,11 +23,11 @@ from runner.durations import parse_since
 from runner.errors import NotFoundError, RunbookError, StoreError
 from runner.records import Incident, IncidentStatus, RunStatus
 from runner.report import build_report
-from runner.web import _ERROR_CODES, runtime
+from runner.web import _ERROR_CODES, rights, runtime
 from runner.web import session as sessions
 from runner.web.auth import AuthError
 from runner.web.charts import step_bars
-from runner.web.rights import acts_on_run, may_act_for, may_act_on_run
+from runner.web.rights import acts_on_run, may_act_for
 from runner.web.tokens import Identity
 from runner.web.views import (
     incident_rows,
@@ -226,17 +226,10 @@ def run(run_id: str) -> ResponseReturnValue:
 
 
 def _decide(run_id: str, approve: bool) -> Response:
-    state = runtime()
-    record = actions.get_run(state.store, run_id)
-    verb = "approve" if approve else "reject"
-    may_act_on_run(who(), state.holder.active.catalog, record, f"{verb} runs of")
+    verb, state = "approve" if approve else "reject", runtime()
+    record = rights.run_to_act_on(state, who(), run_id, rights.decide_action(approve))
     reason = request.form.get("reason", "").strip()
-    after = actions.decide(state.store, state.holder.active.catalog, record.id, who().name, approve=approve,
-                           reason=reason)
-    if not approve:
-        state.metrics.rejected.labels("approval").inc()
-    elif after.status is RunStatus.QUEUED:
-        state.queued()
+    after = rights.decide(state, who(), record, approve=approve, reason=reason)
     flash(f"Run {after.id[:12]} of {after.runbook} {verb}d by {who().name}: now {after.status}.")
     return redirect(_local(request.form.get("next"), url_for("dashboard.run", run_id=after.id)))
 
@@ -256,10 +249,7 @@ def reject(run_id: str) -> ResponseReturnValue:
 @blueprint.post("/runs/<run_id>/cancel")
 def cancel(run_id: str) -> ResponseReturnValue:
     """Cancel a run not started, or ask its worker to stop it."""
-    state = runtime()
-    record = actions.get_run(state.store, run_id)
-    may_act_on_run(who(), state.holder.active.catalog, record, "cancel runs of")
-    after = actions.cancel(state.store, record.id, who().name)
+    after = rights.cancel(runtime(), who(), run_id)
     flash(f"Run {after.id[:12]}: cancel requested, now {after.status}.")
     return redirect(url_for("dashboard.run", run_id=after.id))
 

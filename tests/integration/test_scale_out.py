@@ -35,6 +35,7 @@ from tests.conftest import CATALOG, ROOT
 from tests.integration.test_escalation import SECRET, Sink, sink  # noqa: F401 (a fixture)
 from tests.integration.test_serve_process import Process, wait_for
 from tests.integration.test_service import WEBHOOK, commit_all, git
+from tests.integration.test_service import runbook as service_runbook
 
 LEASE = 6  # seconds: short, so a dead worker's run is taken over quickly in tests
 HOSTS = [f"node-{n:02d}" for n in range(50)]
@@ -64,22 +65,8 @@ HANG = MARK + """
 
 
 def runbook(name: str, alertname: str, authority: str, steps: str) -> str:
-    return f"""apiVersion: runbook-runner/v1
-kind: Runbook
-name: {name}
-title: Scale-out test runbook {name}
-owner: platform-ops
-severity: warning
-match:
-  - alertname: {alertname}
-params:
-  host: {{from: labels.instance, type: string, extract: '([a-z0-9-]+)(:[0-9]+)?'}}
-  dir: {{from: annotations.dir, type: string, pattern: '/tmp(/[A-Za-z0-9_.-]+)+'}}
-targets: {{hosts_from: host}}
-authority: {authority}
-steps:
-{steps}
-"""
+    """A runbook of platform-ops for *alertname* alerts, acting within *authority*."""
+    return service_runbook(name, "platform-ops", alertname, steps, authority=authority)
 
 
 RUNBOOKS = {

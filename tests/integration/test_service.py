@@ -43,8 +43,14 @@ def token_of(name: str) -> str:
 
 
 def runbook(name: str, owner: str, alertname: str, step: str, *, approval: str = "none",
-            max_runs: int = 10) -> str:
-    """A runbook that writes under the directory its alert's annotation names (/tmp only)."""
+            max_runs: int = 10, authority: str | None = None) -> str:
+    """A runbook that writes under the directory its alert's annotation names (/tmp only).
+
+    *authority*, a YAML flow mapping, replaces the default one (staging, *approval*, *max_runs*).
+    """
+    if authority is None:
+        authority = (f"{{environments: [staging], max_hosts: 1, approval: {approval}, timeout: 5m, "
+                     f"max_runs: {{count: {max_runs}, per: 1h}}}}")
     return f"""apiVersion: runbook-runner/v1
 kind: Runbook
 name: {name}
@@ -57,12 +63,7 @@ params:
   host: {{from: labels.instance, type: string, extract: '([a-z0-9-]+)(:[0-9]+)?'}}
   dir: {{from: annotations.dir, type: string, pattern: '/tmp(/[A-Za-z0-9_.-]+)+'}}
 targets: {{hosts_from: host}}
-authority:
-  environments: [staging]
-  max_hosts: 1
-  approval: {approval}
-  timeout: 5m
-  max_runs: {{count: {max_runs}, per: 1h}}
+authority: {authority}
 steps:
 {step}
 """
