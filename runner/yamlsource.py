@@ -144,28 +144,59 @@ class _Builder:
         return out
 
 
+def _too_deep(text: str) -> int | None:
+    """The line of the first value nested deeper than MAX_DEPTH, read up to any other parse error.
+
+    Counts as ``_Builder.build`` does: a value inside MAX_DEPTH open collections is too deep.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # libyaml would stop first
+            if isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+                continue
+            if isinstance(event, yaml.NodeEvent):
+                if depth >= MAX_DEPTH:
+                    return event.start_mark.line + 1 if event.start_mark else 1
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
+    except (yaml.YAMLError, RecursionError):
+        pass
+    return None
+
+
+def _parse_error(error: BaseException, text: str, file: Path) -> YamlError:
+    """The parser's *error* as a YamlError with file, line and column."""
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
+        char = chr(error.character) if isinstance(error.character, int) else error.character
+        return YamlError(file, line, f"YAML error at column {column}: unacceptable character "
+                         f"{char!r}: {error.reason}")
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else 1
+        column = mark.column + 1 if mark else 1
+        problem = error.problem or error.context or "invalid YAML"
+        return YamlError(file, line, f"YAML syntax error at column {column}: {problem}")
+    return YamlError(file, 1, f"YAML error: {error}")
+
+
 def parse(text: str, file: Path) -> Document:
     """Parse one YAML document; raise YamlError with file, line and column on any fault."""
     if len(text) > MAX_BYTES:
         raise YamlError(file, 1, f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB")
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
-    except yaml.reader.ReaderError as e:  # a character YAML does not allow
-        line = text.count("\n", 0, e.position) + 1
-        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
-        char = chr(e.character) if isinstance(e.character, int) else e.character
-        raise YamlError(file, line, f"YAML error at column {column}: unacceptable character "
-                        f"{char!r}: {e.reason}") from e
-    except RecursionError as e:
-        raise YamlError(file, 1, f"nested deeper than {MAX_DEPTH} levels") from e
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        column = mark.column + 1 if mark else 1
-        problem = e.problem or e.context or "invalid YAML"
-        raise YamlError(file, line, f"YAML syntax error at column {column}: {problem}") from e
-    except yaml.YAMLError as e:
-        raise YamlError(file, 1, f"YAML error: {e}") from e
+    except (yaml.YAMLError, RecursionError) as e:
+        # Our depth limit answers first, whatever limit and wording the parser has of its own
+        # (libyaml 0.2.5 stops at 1,000 levels and calls it a syntax error; pure Python recurses).
+        deep = _too_deep(text)
+        if deep is not None:
+            raise YamlError(file, deep, f"nested deeper than {MAX_DEPTH} levels") from e
+        if isinstance(e, RecursionError):
+            raise YamlError(file, 1, f"nested deeper than {MAX_DEPTH} levels") from e
+        raise _parse_error(e, text, file) from e
     if not nodes:
         return Document(file, None, {(): 1})
     if len(nodes) > 1:

@@ -3,7 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
+from runner import yamlsource
 from runner.errors import YamlError
 from runner.yamlsource import format_path, parse, read
 
@@ -80,3 +82,38 @@ def test_format_path() -> None:
     assert format_path(("steps", 0, "timeout")) == "steps[0].timeout"
     assert format_path(("a", "b")) == "a.b"
     assert format_path(()) == "(document)"
+
+
+@pytest.mark.parametrize("levels", [65, 1_500, 5_000])
+@pytest.mark.parametrize("loader", ["C", "Python"])
+def test_our_depth_limit_answers_first_whatever_the_parser(
+    levels: int, loader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libyaml refuses 1,000 levels itself, as a 'syntax error'; pure Python recurses: we say which."""
+    if loader == "Python":
+        monkeypatch.setattr(yamlsource, "_Loader", yaml.SafeLoader)
+    elif not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML was built without libyaml")
+    text = "name: deep\ntitle: t\ndescription: " + "[" * levels + "]" * levels + "\n"
+    with pytest.raises(YamlError) as e:
+        parse(text, F)
+    assert (e.value.line, e.value.message) == (3, "nested deeper than 64 levels")
+
+
+def test_the_depth_limit_names_the_line_of_the_first_value_too_deep() -> None:
+    block = "".join(f"{'  ' * i}k{i}:\n" for i in range(70)) + f"{'  ' * 70}leaf\n"
+    with pytest.raises(YamlError) as e:
+        parse(block, F)
+    assert (e.value.line, e.value.message) == (65, "nested deeper than 64 levels")
+    # 63 levels inside the document's mapping is within the limit
+    ok = "".join(f"{'  ' * i}k{i}:\n" for i in range(63)) + f"{'  ' * 63}leaf\n"
+    value = parse(ok, F).data
+    for i in range(63):
+        value = value[f"k{i}"]
+    assert value == "leaf"
+
+
+def test_a_syntax_error_in_shallow_text_is_still_a_syntax_error() -> None:
+    with pytest.raises(YamlError) as e:
+        parse("a: [[[1]]\nb: 2\n", F)
+    assert "YAML syntax error" in e.value.message and "nested" not in e.value.message
