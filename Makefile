@@ -5,13 +5,24 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The lock: exact versions and hashes of the application, its dev tools and its build backend,
+# compiled from pyproject.toml by pip-compile (`make lock`). requirements/app.txt is the
+# application alone, for deployments.
+LOCK   := requirements/dev.txt
+COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+          --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-newest lock bench clean python-version
 
-$(BIN)/runbook: pyproject.toml
+python-version:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	    echo "runbook-runner needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)." \
+	         "Try: make PYTHON=python3.11 ..." >&2; exit 2; }
+
+$(BIN)/runbook: pyproject.toml $(LOCK) | python-version
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(BIN)/runbook
@@ -30,6 +41,23 @@ test: install
 	$(BIN)/mypy runner
 	$(BIN)/python -m pytest
 
+# The same suite against the newest versions pyproject.toml allows, ignoring the lock, in a venv
+# of its own: an upstream release that breaks us shows up here (CI's test-newest job) first.
+test-newest: | python-version
+	$(PYTHON) -m venv .venv-newest
+	.venv-newest/bin/python -m pip install --quiet --upgrade pip
+	.venv-newest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	.venv-newest/bin/pip freeze --exclude-editable
+	.venv-newest/bin/ruff check runner tests bench docs
+	.venv-newest/bin/mypy runner
+	.venv-newest/bin/python -m pytest
+
+# Refresh the lock after changing dependencies in pyproject.toml; `make lock UPGRADE=1` moves
+# every pin to the newest allowed release. Commit both files.
+lock: install
+	$(COMPILE) --extra dev --all-build-deps -o requirements/dev.txt pyproject.toml
+	$(COMPILE) --constraint requirements/dev.txt -o requirements/app.txt pyproject.toml
+
 bench: install
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/run_latency.py
@@ -37,4 +65,4 @@ bench: install
 	$(BIN)/python bench/scale.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-newest .pytest_cache .mypy_cache .ruff_cache build *.egg-info
