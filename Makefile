@@ -22,7 +22,9 @@ python-version:
 $(BIN)/runbook: pyproject.toml $(LOCK) | python-version
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@# setuptools' note that an editable install follows the working tree is not news to a developer
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet --no-deps \
+	    --no-build-isolation -e .
 	touch $@
 
 install: $(BIN)/runbook
