@@ -9,18 +9,56 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from runner.catalog import Catalog, load_catalog
-from runner.config import Settings
-from runner.errors import RunbookError, UsageError
+from runner.config import Settings, default_db_url, state_dir
+from runner.errors import RunbookError, StoreError, UsageError
+from runner.store import Store
+from runner.store.engine import sqlite_url
+
+RUNBOOKS_HELP = ("The runbooks catalog, a directory (usually a git checkout). Default ./runbooks; "
+                 "env RUNBOOK_RUNBOOKS_DIR.")
+DB_HELP = ("The store: a SQLite file (FILE or sqlite:///FILE) or postgresql://USER@HOST/DB. Default: "
+           "runbook.db in the state dir ($RUNBOOK_STATE_DIR, else ~/.local/state/runbook-runner); env RUNBOOK_DB_URL.")
+
+
+def _override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A command's own --runbooks/--db wins over the one given before the command, and the env."""
+    if value is not None and param.name:
+        root = ctx.find_root()
+        base = root.obj if isinstance(root.obj, Settings) else Settings.load()
+        root.obj = replace(base, **{param.name: value})
+    return value
+
+
+def _where_options() -> list[click.Option]:
+    """--runbooks and --db, for every command: `runbook runs --db X` as well as `runbook --db X runs`."""
+    return [
+        click.Option(["--runbooks", "runbooks_dir"], type=click.Path(file_okay=False, path_type=Path),
+                     metavar="DIR", expose_value=False, callback=_override, help=RUNBOOKS_HELP),
+        click.Option(["--db", "db_url"], metavar="URL", expose_value=False, callback=_override,
+                     help=DB_HELP),
+    ]
 
 
 class Group(click.Group):
-    """Turns library errors into one clean line and an exit code, never a traceback."""
+    """Turns library errors into one clean line and an exit code, never a traceback.
+
+    Every command added to it (and to its subgroups, of the same class) takes --runbooks and --db.
+    """
+
+    group_class = type
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register *cmd*, giving it the --runbooks and --db options."""
+        if not any(p.name in ("runbooks_dir", "db_url") for p in cmd.params):
+            cmd.params.extend(_where_options())
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -69,9 +107,27 @@ def print_table(rows: Sequence[Sequence[str]], indent: str = "") -> None:
 
 
 def settings() -> Settings:
-    """The settings the top-level options and the environment gave."""
+    """The settings the options and the environment gave."""
     obj = click.get_current_context().find_root().obj
     return obj if isinstance(obj, Settings) else Settings.load()
+
+
+def open_store() -> Store:
+    """The store the settings name. The default's state directory is made on first use; a
+    directory named in --db or RUNBOOK_DB_URL must exist (a typo must not start an empty store)."""
+    url = settings().db_url
+    if url == default_db_url():
+        try:
+            state_dir().mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the state directory {state_dir()}: {e.strerror} "
+                             "(set RUNBOOK_STATE_DIR to a writable directory)") from e
+    elif "://" not in url:  # a plain file name: a SQLite file, as people type it
+        url = sqlite_url(Path(url).expanduser().resolve())
+    try:
+        return Store(url)
+    except StoreError as e:  # the URL itself is wrong (nothing is connected yet): bad usage
+        raise UsageError(f"{e} (from --db or RUNBOOK_DB_URL)") from e
 
 
 output_option = click.option(
@@ -86,10 +142,9 @@ output_option = click.option(
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runbook-runner")
-@click.option("--runbooks", "runbooks_dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="RUNBOOK_RUNBOOKS_DIR", help="The runbooks catalog (default ./runbooks).")
-@click.option("--db", "db_url", envvar="RUNBOOK_DB_URL",
-              help="Run store: sqlite:///FILE or postgresql://... (default: SQLite in the state dir).")
+@click.option("--runbooks", "runbooks_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              envvar="RUNBOOK_RUNBOOKS_DIR", help=RUNBOOKS_HELP)
+@click.option("--db", "db_url", envvar="RUNBOOK_DB_URL", metavar="URL", help=DB_HELP)
 @click.pass_context
 def main(ctx: click.Context, runbooks_dir: Path | None, db_url: str | None) -> None:
     """runbook-runner: runbooks as code, driven by alerts, within their authority.

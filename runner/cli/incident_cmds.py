@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from runner.cli import emit_json, fail, main, output_option, print_table
-from runner.cli.run_cmds import open_store, operator_name, parse_since
+from runner.cli import emit_json, fail, main, open_store, output_option, print_table
+from runner.cli.run_cmds import operator_name, parse_since
 from runner.errors import ConflictError, NotFoundError
 from runner.records import Incident, IncidentStatus, incident_as_data
 

@@ -14,7 +14,7 @@ import click
 
 from runner import actions, durations
 from runner.alerts import Alert, read_alerts
-from runner.cli import emit_json, fail, main, open_catalog, output_option, print_table, settings
+from runner.cli import emit_json, fail, main, open_catalog, open_store, output_option, print_table, settings
 from runner.errors import (
     AlertFormatError,
     ConflictError,
@@ -27,11 +27,6 @@ from runner.errors import (
 from runner.records import RunRecord, RunStatus, StepRecord, Trigger, record_as_data
 from runner.runs import Heartbeat, Request, candidate, carry_out, new_lease, prepare, worker_id
 from runner.store import Store
-
-
-def open_store() -> Store:
-    """The run store the settings name (migrated on first use)."""
-    return Store(settings().db_url)
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -16,7 +17,7 @@ import click
 from waitress.server import create_server
 
 from runner.catalog import find_root
-from runner.cli import fail, main, settings
+from runner.cli import fail, main, open_store, settings
 from runner.errors import RunbookError
 from runner.escalation import Escalator
 from runner.runs import LEASE, MIN_LEASE, set_lease
@@ -41,19 +42,34 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _open(runbooks_dir: Path | None, db_url: str | None) -> tuple[Store, CatalogHolder]:
+def _open() -> tuple[Store, CatalogHolder]:
     """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads."""
-    cfg = settings()
-    store = Store(db_url or cfg.db_url)
     try:
+        store = open_store()
         store.upgrade()
     except RunbookError as e:
         fail(str(e), 2)
-    holder = CatalogHolder(find_root(runbooks_dir or cfg.runbooks_dir))
+    holder = CatalogHolder(find_root(settings().runbooks_dir))
     result = holder.reload()
     if not result.ok:
         fail(f"runbooks not loaded: {result.error}", 2)
     return store, holder
+
+
+def _listen(app: Any, host: str, port: int, threads: int) -> Any:
+    """The waitress server bound to *host*:*port*, or one clear line on why it cannot be."""
+    try:
+        return create_server(app, host=host, port=port, threads=threads, ident="runbook-runner")
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is already in use (another runbook serve?); "
+                 f"choose another with --port, or --port 0 for any free one", 2)
+        if e.errno == errno.EACCES:
+            fail(f"not allowed to listen on port {port}: ports below 1024 need privileges; "
+                 "choose another with --port", 2)
+        if e.errno == errno.EADDRNOTAVAIL:
+            fail(f"cannot listen on {host}: not an address of this machine; check --host", 2)
+        fail(f"cannot listen on {host}:{port}: {e.strerror or e}; check --host and --port", 2)
 
 
 def _on_signals(stop: threading.Event, holder: CatalogHolder) -> None:
@@ -74,9 +90,6 @@ def _on_signals(stop: threading.Event, holder: CatalogHolder) -> None:
     signal.signal(signal.SIGHUP, hangup)
 
 
-runbooks_option = click.option("--runbooks", "runbooks_dir", type=click.Path(file_okay=False, path_type=Path),
-                               help="The runbooks catalog (a git checkout); overrides the global option.")
-db_option = click.option("--db", "db_url", help="The store URL; overrides the global option.")
 workers_option = click.option("--workers", type=click.IntRange(0, 64), default=1, show_default=True,
                               help="Worker threads executing runs (0: intake only).")
 grace_option = click.option("--grace", type=click.FloatRange(0), default=DEFAULT_GRACE, show_default=True,
@@ -105,8 +118,6 @@ def _pool(store: Store, holder: CatalogHolder, *, size: int, grace: float, liste
 
 
 @main.command()
-@runbooks_option
-@db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
@@ -120,7 +131,7 @@ def _pool(store: Store, holder: CatalogHolder, *, size: int, grace: float, liste
               help="Operator tokens (hashed) for the API; env RUNBOOK_TOKENS_FILE.")
 @click.option("--insecure-local", is_flag=True,
               help="Accept alerts and API calls without credentials; only on a loopback address.")
-def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, threads: int, workers: int,
+def serve(host: str, port: int, threads: int, workers: int,
           grace: float, listen: bool, poll: float, lease: float, tokens_file: Path | None,
           insecure_local: bool) -> None:
     """Receive alerts and serve the operator API; embedded workers execute the runs.
@@ -148,7 +159,7 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
     except RunbookError as e:
         fail(f"cannot read the tokens file: {e}", 2)
     _logging()
-    store, holder = _open(runbooks_dir, db_url)
+    store, holder = _open()
     app = create_app(AppConfig(store=store, auth=auth, catalog=holder, tokens=tokens,
                                secret_key=os.environ.get("RUNBOOK_SECRET_KEY") or None))
     with app.app_context():
@@ -158,7 +169,7 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
     if pool is not None:
         state.on_queued.append(pool.notify)
     escalator = Escalator(store, lambda: holder.active) if workers else None
-    server = create_server(app, host=host, port=port, threads=threads, ident="runbook-runner")
+    server = _listen(app, host, port, threads)
     stop = threading.Event()
     _on_signals(stop, holder)
     if pool is not None:
@@ -184,14 +195,12 @@ def serve(runbooks_dir: Path | None, db_url: str | None, host: str, port: int, t
 
 
 @main.command()
-@runbooks_option
-@db_option
 @workers_option
 @grace_option
 @listen_option
 @poll_option
 @lease_option
-def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: float, listen: bool,
+def worker(workers: int, grace: float, listen: bool,
            poll: float, lease: float) -> None:
     """Execute queued runs from the store, without serving HTTP (scale them apart from intake).
 
@@ -200,7 +209,7 @@ def worker(runbooks_dir: Path | None, db_url: str | None, workers: int, grace: f
       RUNBOOK_DB_URL=postgresql://runbook@db/runbook runbook worker --workers 4
     """
     _logging()
-    store, holder = _open(runbooks_dir, db_url)
+    store, holder = _open()
     pool = _pool(store, holder, size=max(workers, 1), grace=grace, listen=listen, poll=poll, lease=lease)
     escalator = Escalator(store, lambda: holder.active)
     stop = threading.Event()

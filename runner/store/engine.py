@@ -79,7 +79,7 @@ def pool_options(url: URL) -> tuple[URL, dict[str, int]]:
 
 
 def create_engine(url: URL) -> Engine:
-    """An engine for *url* (from :func:`parse_url`), SQLite files and their directories created on demand."""
+    """An engine for *url* (from :func:`parse_url`); a SQLite file is created on demand, not its directory."""
     url, pool = pool_options(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, pool)
@@ -129,10 +129,9 @@ def _sqlite_engine(url: URL, pool: dict[str, int]) -> Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         directory = Path(database).parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StoreError(f"cannot create the directory of {database}: {e.strerror}") from e
+        if not directory.is_dir():  # a typo in --db must not start an empty store somewhere else
+            raise StoreError(f"the directory of the SQLite store {database} does not exist: create it, "
+                             "or leave --db and RUNBOOK_DB_URL unset for the default in the state directory")
         check_local(directory)
     engine = sa.create_engine(url, **pool)
     sa.event.listen(engine, "connect", _on_sqlite_connect)
