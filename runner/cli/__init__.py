@@ -24,7 +24,8 @@ from runner.store.engine import sqlite_url
 RUNBOOKS_HELP = ("The runbooks catalog, a directory (usually a git checkout). Default ./runbooks; "
                  "env RUNBOOK_RUNBOOKS_DIR.")
 DB_HELP = ("The store: a SQLite file (FILE or sqlite:///FILE) or postgresql://USER@HOST/DB. Default: "
-           "runbook.db in the state dir ($RUNBOOK_STATE_DIR, else ~/.local/state/runbook-runner); env RUNBOOK_DB_URL.")
+           "runbook.db in the state dir ($RUNBOOK_STATE_DIR, else ~/.local/state/runbook-runner); "
+           "env RUNBOOK_DB_URL.")
 
 
 def _override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
