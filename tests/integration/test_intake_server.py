@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,12 +30,18 @@ SECRET = "test-secret-91c2"
 
 
 class Server:
-    """A waitress server in a thread, on an ephemeral loopback port."""
+    """A waitress server in a thread, on an ephemeral loopback port, set up as ``runbook serve`` sets it up.
+
+    Waitress's own loop timeout (1 s) stays: waitress reads ``asyncore_loop_timeout`` as an int,
+    so a fraction such as 0.1 becomes 0 and the server thread spins on ``select(timeout=0)``,
+    taking the GIL from the request threads (a burst of 100 requests then starved). ``close``
+    wakes the loop through waitress's trigger instead of relying on a short timeout.
+    """
 
     def __init__(self, config: AppConfig) -> None:
         self.app = create_app(config)
-        self.server = waitress.create_server(
-            self.app, host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.1
+        self.server = waitress.create_server(  # as runbook serve: its default --threads, waitress's loop
+            self.app, host="127.0.0.1", port=0, threads=8, ident="runbook-runner"
         )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -68,8 +75,10 @@ class Server:
             return e.code, json.loads(e.read()), dict(e.headers)
 
     def close(self) -> None:
-        # Empty the socket map so waitress's loop ends by itself, then close what it served.
+        # Empty the socket map so waitress's loop ends by itself, wake it from its select() (the
+        # trigger's pipe is among the descriptors it waits on), then close what it served.
         self.server._map.clear()  # type: ignore[union-attr]
+        self.server.pull_trigger()  # type: ignore[union-attr]
         self.thread.join(timeout=5)
         self.server.close()
         self.server.task_dispatcher.shutdown()  # type: ignore[union-attr]
@@ -213,6 +222,26 @@ def test_readiness_during_a_rolling_upgrade(server, store_url: str) -> None:  # 
         assert status == 503 and "needs runbook-runner with migration ffff0009" in ready["checks"]["store"]
     finally:
         engine.dispose()
+
+
+def test_the_server_thread_sleeps_while_no_request_comes(sqlite_store_url: str) -> None:
+    """The harness's waitress loop waits in select() like runbook serve's, instead of spinning.
+
+    A spinning server thread (waitress truncates a loop timeout of 0.1 to 0) held the GIL
+    against the request threads: 100 concurrent webhook requests went unanswered for 30 s.
+    """
+    store = Store(sqlite_store_url)
+    srv = Server(AppConfig(store=store, auth=WebhookAuth(token=TOKEN), runbooks_dir=CATALOG))
+    try:
+        assert srv.get("/healthz")[0] == 200
+        clock = time.pthread_getcpuclockid(srv.thread.ident)  # type: ignore[arg-type]
+        before = time.clock_gettime(clock)
+        time.sleep(1.0)
+        assert time.clock_gettime(clock) - before < 0.2  # spinning, it took the whole second
+    finally:
+        srv.close()
+        store.close()
+    assert not srv.thread.is_alive()  # close() woke the loop, which ended
 
 
 def test_serve_refuses_to_start_without_credentials(tmp_path: Path) -> None:

@@ -189,8 +189,10 @@ def service(catalog_repo: Path, store_url: str, tmp_path: Path) -> Iterator[Serv
     tokens = Tokens.load(tokens_file(tmp_path))
     config = AppConfig(store=store, auth=WebhookAuth(token=WEBHOOK), catalog=holder, tokens=tokens)
     server = Server(config)
-    metrics = server.app.extensions["runbook"].metrics
-    pool = WorkerPool(store, lambda: holder.active, size=1, poll=0.05, on_finish=metrics.run_finished)
+    state = server.app.extensions["runbook"]
+    # As runbook serve: one worker, its default poll, woken in memory when intake or the API queues a run.
+    pool = WorkerPool(store, lambda: holder.active, size=1, on_finish=state.metrics.run_finished)
+    state.on_queued.append(pool.notify)
     try:
         yield Service(server, store, holder, pool, catalog_repo.parent)
     finally:
