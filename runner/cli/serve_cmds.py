@@ -18,7 +18,7 @@ from waitress.server import create_server
 from runner.catalog import find_root
 from runner.cli import fail, main, settings
 from runner.errors import RunbookError
-from runner.escalation import Escalator
+from runner.escalation import Escalator, report_channels
 from runner.runs import LEASE, MIN_LEASE, set_lease
 from runner.service import CatalogHolder
 from runner.store import Store
@@ -42,7 +42,10 @@ def _logging() -> None:
 
 
 def _open(runbooks_dir: Path | None, db_url: str | None) -> tuple[Store, CatalogHolder]:
-    """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads."""
+    """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads.
+
+    Notification channels that cannot send from here are logged once, as a warning.
+    """
     cfg = settings()
     store = Store(db_url or cfg.db_url)
     try:
@@ -53,6 +56,7 @@ def _open(runbooks_dir: Path | None, db_url: str | None) -> tuple[Store, Catalog
     result = holder.reload()
     if not result.ok:
         fail(f"runbooks not loaded: {result.error}", 2)
+    report_channels(holder)  # one warning now, and after a reload that changes it; not per message
     return store, holder
 
 

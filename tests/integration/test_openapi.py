@@ -281,7 +281,7 @@ def serving(store: Store, directory: Path, runbooks: Path = CATALOG) -> Iterator
     """A live server on *store*: webhook token and secret, the tokens file, the catalog at *runbooks*."""
     directory.mkdir(parents=True, exist_ok=True)
     config = AppConfig(store=store, auth=WebhookAuth(token=WEBHOOK_TOKEN, secret=WEBHOOK_SECRET),
-                       runbooks_dir=runbooks, tokens=write_tokens(directory))
+                       runbooks_dir=runbooks, tokens=write_tokens(directory), environ={})  # no channel set
     srv = Server(config)
     try:
         yield srv
@@ -426,6 +426,9 @@ def test_health_readiness_and_metrics(live: tuple[Server, Store]) -> None:
     assert expect(call(srv, "GET", "/healthz"), 200, "/healthz", "get") == {"status": "ok"}
     ready = expect(call(srv, "GET", "/readyz"), 200, "/readyz", "get")
     assert ready["catalog"]["runbooks"] == len(RUNBOOKS)
+    owners = load_catalog(CATALOG).owners
+    assert owners is not None and list(ready["channels"]) == sorted(owners.channels)
+    assert ready["channels"]["ops-slack"] == "not configured: set RUNBOOK_SLACK_OPS_URL"  # and still ready
     call(srv, "POST", "/api/v1/alerts", body=payload("generic/single.json"), headers=WEBHOOK)
     text = expect(call(srv, "GET", "/metrics"), 200, "/metrics", "get")
     assert 'runbook_intake_requests_total{code="202",source="generic"} 1.0' in text
