@@ -78,7 +78,7 @@ def start(connection: sa.Connection, incident_id: str, reason: str, context: dic
         connection.execute(sa.insert(escalations).values(
             incident_id=incident_id, state="active", reason=reason, level=0, round=0, started_at=at,
             context=context, next_at=at + timedelta(seconds=policy["levels"][0]["after"])))
-    _incidents.note(connection, incident_id, at, "escalation_started", reason)
+    _incidents.note(connection, incident_id, at, "escalation_started", reason, kind=trigger)
     return True
 
 
@@ -182,7 +182,8 @@ def _verify(connection: sa.Connection, row: dict[str, Any], now: datetime) -> li
         escalations.c.next_at == row["next_at"]).values(values)).rowcount
     if claimed == 1 and firing:
         _incidents.note(connection, incident_id, now, "fix_did_not_hold", str(row["reason"]))
-        _incidents.note(connection, incident_id, now, "escalation_started", str(row["reason"]))
+        _incidents.note(connection, incident_id, now, "escalation_started", str(row["reason"]),
+                        kind="fix_did_not_hold")
     return None
 
 

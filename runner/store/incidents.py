@@ -39,10 +39,11 @@ def incident_lock_key(key: str) -> str:
     return f"incident:{key}"
 
 
-def note(connection: sa.Connection, incident_id: str, at: datetime, event: str, detail: str) -> None:
-    """Append to an incident's timeline."""
+def note(connection: sa.Connection, incident_id: str, at: datetime, event: str, detail: str,
+         kind: str | None = None) -> None:
+    """Append to an incident's timeline; *kind* is the detail as data, for who counts (the report)."""
     connection.execute(sa.insert(incident_timeline).values(
-        incident_id=incident_id, at=at, event=event, detail=storable(detail)))
+        incident_id=incident_id, at=at, event=event, detail=storable(detail), kind=kind))
 
 
 def _open_incident(connection: sa.Connection, key: str) -> sa.RowMapping | None:

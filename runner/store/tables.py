@@ -165,6 +165,7 @@ incident_timeline = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("event", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=True),  # what escalation_started was triggered by (0008)
     sa.Index("ix_incident_timeline_incident_id_id", "incident_id", "id"),
 )
 
