@@ -456,13 +456,17 @@ def test_intake_answers_as_documented(live: tuple[Server, Store]) -> None:
     body = json.dumps({"labels": {"alertname": "Signed", "instance": "web-1"}}).encode()
     expect(call(srv, "POST", "/api/v1/alerts", body=body, headers=sign(WEBHOOK_SECRET, body)), 202,
            "/api/v1/alerts", "post")
+    nameless = json.dumps({"labels": {"instance": "db-1", "severity": "critical"}}).encode()  # no alertname
+    answer = expect(call(srv, "POST", "/api/v1/alerts", body=nameless, headers=WEBHOOK), 202,
+                    "/api/v1/alerts", "post")
+    assert answer["alerts"][0]["run"] is None and answer["alerts"][0]["incident"]
     stored = store.count_alerts()
 
     bad_bodies = [
         ("/api/v1/alerts", b"{not json", "not valid JSON"),
         ("/api/v1/alerts", b"[]", "payload"),
         ("/api/v1/alerts", b'{"alerts": []}', "at least one"),
-        ("/api/v1/alerts", b'{"labels": {"env": "prod"}}', "alertname"),
+        ("/api/v1/alerts", b'{"annotations": {"summary": "no labels"}}', "labels: is required"),
         ("/api/v1/alerts", b'{"labels": {"alertname": NaN}}', "NaN"),
         ("/api/v1/alerts/alertmanager", payload("grafana/firing.json"), "what Grafana sends"),
         ("/api/v1/alerts/grafana", payload("alertmanager/firing.json"), "what Alertmanager sends"),
