@@ -9,6 +9,8 @@ from typing import Any
 
 from runner.errors import AlertFormatError
 
+NO_ALERTNAME = "(no alertname)"  # how an alert without one reads; no runbook selects it
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -32,6 +34,22 @@ class Alert:
     def alertname(self) -> str:
         """The alertname label ('' when absent)."""
         return self.labels.get("alertname", "")
+
+    @property
+    def name(self) -> str:
+        """The alertname for people: ``(no alertname)`` when the alert has none."""
+        return self.alertname or NO_ALERTNAME
+
+    @property
+    def title(self) -> str:
+        """One line about the alert: its summary annotation, else its alertname, else its labels."""
+        summary = self.annotations.get("summary") or self.alertname
+        return summary or f"{NO_ALERTNAME} {label_set(self.labels)}"
+
+
+def label_set(labels: dict[str, str]) -> str:
+    """*labels* as Prometheus writes a label set: ``{env="prod", instance="web-1"}``, sorted."""
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
 def _str_map(value: Any, what: str) -> dict[str, str]:
@@ -64,7 +82,7 @@ def alert_from_dict(data: Any, source: str = "generic", status: str | None = Non
     if not isinstance(data, dict):
         raise AlertFormatError("an alert must be an object with labels")
     if "labels" not in data:
-        raise AlertFormatError("an alert needs labels (with an alertname)")
+        raise AlertFormatError("an alert needs labels")
     st = data.get("status", status or "firing")
     if st not in ("firing", "resolved"):
         raise AlertFormatError(f"status must be firing or resolved, not {st!r}")

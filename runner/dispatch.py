@@ -109,9 +109,8 @@ def _ownership(active: Loaded, alert: Alert, runbook: Runbook | None) -> Ownersh
     label = alert.labels.get("severity", "")
     default = label if label in _SEVERITIES else Severity.WARNING.value
     severity = runbook.severity.value if runbook else default
-    title = alert.annotations.get("summary") or alert.alertname or "(no alertname)"
     return Ownership(team=team_name, owner=team.primary if team else team_name, severity=severity,
-                     title=title[:_TITLE_MAX], runbook=runbook.name if runbook else None,
+                     title=alert.title[:_TITLE_MAX], runbook=runbook.name if runbook else None,
                      policy=escalation_policy(catalog.owners, team) if team else None)
 
 

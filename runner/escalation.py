@@ -3,8 +3,10 @@
 Timers and messages live in the store (``runner.store.escalation``): this loop only acts on
 what is due, so a restart loses nothing and several processes fire each level once. A
 message that fails is retried with exponential backoff (5xx, 429, timeouts), or becomes a
-dead letter with its reason (other 4xx, a missing secret, too many attempts); one channel's
-messages go out in order.
+dead letter with its reason (other 4xx, a wrong setting, too many attempts); one channel's
+messages go out in order. A message to a channel that is not configured in this process (the
+environment variables holding its secrets are not set) is skipped: not tried, not an error,
+recorded with the variables to set; :func:`report_channels` says so once per start instead.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 from runner.errors import RunbookError
 from runner.models import Channel, Owners
-from runner.notify import DeliveryError, Message, notifier_for
-from runner.service import Loaded
+from runner.notify import DeliveryError, Message, NotConfigured, notifier_for
+from runner.notify.configuration import channel_states, unusable_text
+from runner.service import CatalogHolder, Loaded, ReloadResult
 from runner.store import Store
 
 log = logging.getLogger("runner.escalation")
@@ -108,6 +111,10 @@ class Escalator:
         try:
             channel = channel_for(self.active().catalog.owners or Owners({}, {}), str(row["channel"]))
             notifier_for(channel, self.environ).send(message_of(row, self.external_url))
+        except NotConfigured as e:  # said once at start (report_channels): no line per message
+            status = self.store.message_skipped(int(row["id"]), int(row["attempts"]), e.reason, now=now)
+            log.debug("message %s to %s %s: %s", row["id"], row["channel"], status, e.reason)
+            return
         except DeliveryError as e:
             status = self.store.message_failed(int(row["id"]), int(row["attempts"]), e.reason,
                                                retryable=e.retryable, now=now)
@@ -117,3 +124,28 @@ class Escalator:
                     row["id"], row["channel"], outcome, e.reason)
             return
         self.store.message_delivered(int(row["id"]))
+
+
+def report_channels(holder: CatalogHolder, environ: Mapping[str, str] | None = None) -> None:
+    """Log one warning naming the channels that cannot send and what to set, at once and again
+    after a reload that changes the answer (silent while every channel is configured)."""
+    env = environ if environ is not None else os.environ
+    last: list[str | None] = []  # what was said, once something was checked
+
+    def check(loaded: Loaded) -> None:
+        text = unusable_text(channel_states(loaded.catalog.owners, env).values())
+        if last and last[0] == text:
+            return
+        if text is not None:
+            log.warning("%s", text)
+        elif last:
+            log.info("every notification channel is configured now")
+        last[:] = [text]
+
+    def reloaded(result: ReloadResult) -> None:
+        if result.ok and result.active is not None:
+            check(result.active)
+
+    if holder.loaded:
+        check(holder.active)
+    holder.on_reload(reloaded)

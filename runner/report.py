@@ -31,8 +31,11 @@ REJECTED = "rejected"
 OTHER = "other"
 REJECTION_LIMITS = ("max_runs", "concurrency", "cooldown")  # limit reasons begin "<name>: ..."
 
+FIX_DID_NOT_HOLD = "fix_did_not_hold"
+
 _KIND_LABELS = {"timed_out": "timed out", "awaiting_approval": "awaiting approval",
-                "no_runbook": "no runbook matches"}
+                "no_runbook": "no runbook matches", FIX_DID_NOT_HOLD: "the fix did not hold"}
+_TRIGGER_KINDS = {"unmatched": "no_runbook"}  # a trigger (owners.yaml) the report names otherwise
 _REJECTED = re.compile(r"run \S+ of \S+ was rejected: (.*)", re.S)
 _KINDS = (  # escalation reasons as runner.store.incidents words them, and their kind
     (re.compile(r"run \S+ failed\b"), "failed"),
@@ -40,16 +43,20 @@ _KINDS = (  # escalation reasons as runner.store.incidents words them, and their
     (re.compile(r"run \S+ interrupted\b"), "interrupted"),
     (re.compile(r"run \S+ of \S+ awaits approval\b"), "awaiting_approval"),
     (re.compile(r"no runbook matches\b"), "no_runbook"),
+    (re.compile(r"the fix did not hold\b"), FIX_DID_NOT_HOLD),
 )
 
 
-def reason_kind(reason: str) -> str:
-    """The kind of an escalation's reason.
+def reason_kind(reason: str, trigger: str | None = None) -> str:
+    """The kind of an escalation, from the *trigger* it started on (stored beside its reason), or
+    from the reason's words for one an older version stored without it.
 
-    ``failed``, ``timed_out``, ``interrupted``, ``awaiting_approval``, ``no_runbook``;
-    ``rejected``, or ``rejected:<limit>`` when authority named the limit (``max_runs``,
-    ``concurrency``, ``cooldown``, ``max_hosts``, ``environment``); else ``other``.
+    ``failed``, ``timed_out``, ``interrupted``, ``awaiting_approval``, ``no_runbook``,
+    ``fix_did_not_hold``; ``rejected``, or ``rejected:<limit>`` when authority named the limit
+    (``max_runs``, ``concurrency``, ``cooldown``, ``max_hosts``, ``environment``); else ``other``.
     """
+    if trigger is not None and trigger != REJECTED:  # a rejection's limit is only in its words
+        return _TRIGGER_KINDS.get(trigger, trigger)
     rejected = _REJECTED.match(reason)
     if rejected is not None:
         why = rejected.group(1)
@@ -59,6 +66,8 @@ def reason_kind(reason: str) -> str:
         if limit is None and (why.startswith("environment '") or why.startswith("no environment:")):
             limit = "environment"
         return f"{REJECTED}:{limit}" if limit else REJECTED
+    if trigger == REJECTED:
+        return REJECTED
     return next((kind for pattern, kind in _KINDS if pattern.match(reason)), OTHER)
 
 
@@ -137,7 +146,7 @@ def _seconds(start: datetime, end: datetime | None) -> float | None:
 
 def _stats(incidents: Sequence[IncidentFacts], escalations: Iterable[EscalationFacts],
            approvals: Iterable[ApprovalFacts]) -> Stats:
-    kinds = Counter(reason_kind(e.reason) for e in escalations)
+    kinds = Counter(reason_kind(e.reason, e.kind) for e in escalations)
     acked = [s for i in incidents if (s := _seconds(i.opened_at, i.acknowledged_at)) is not None]
     resolved = [s for i in incidents if (s := _seconds(i.opened_at, i.resolved_at)) is not None]
     waits = [s for a in approvals if (s := _seconds(a.requested_at, a.approved_at)) is not None]

@@ -191,6 +191,18 @@ def test_route_a_single_yaml_alert_at_a_given_time(tmp_path: Path) -> None:
     assert "verdict:  allowed" in day.stdout
 
 
+def test_route_an_alert_without_alertname_to_the_default_owner(tmp_path: Path) -> None:
+    alert = tmp_path / "nameless.yaml"
+    alert.write_text("labels: {env: prod, instance: 'db-1:9100', severity: critical}\n")
+    proc = runbook("route", "--alert", str(alert))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        'alert 1 (firing): {env="prod", instance="db-1:9100", severity="critical"}',
+        "  no runbook: owner platform-ops (the alert has no alertname: no runbook selects it)"]
+    [data] = json.loads(runbook("route", "--alert", str(alert), "-o", "json").stdout)
+    assert (data["runbook"], data["owner"], data["verdict"]) == (None, "platform-ops", None)
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [

@@ -16,14 +16,18 @@ SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true; rm -f serve.log' EXIT
 for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.1; done
 
-echo "POST $URL/api/v1/alerts  (DiskAlmostFull on web-1, staging)"
-answer=$(curl -sS "$URL/api/v1/alerts" -H 'Content-Type: application/json' -d @- <<JSON
+alert() {  # $1: firing or resolved; the same fingerprint, so both are one alert and one incident
+    curl -sS "$URL/api/v1/alerts" -H 'Content-Type: application/json' -d @- <<JSON
 {"labels": {"alertname": "DiskAlmostFull", "env": "staging", "instance": "web-1:9100",
             "mountpoint": "$LOGS"},
  "annotations": {"log_dir": "$LOGS", "summary": "demo"},
- "fingerprint": "demo-$(date +%s%N)"}
+ "status": "$1", "fingerprint": "$FINGERPRINT"}
 JSON
-)
+}
+FINGERPRINT=demo-$(date +%s%N)
+
+echo "POST $URL/api/v1/alerts  (DiskAlmostFull on web-1, staging)"
+answer=$(alert firing)
 echo "$answer"
 run=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["alerts"][0]["run"]["id"])' <<<"$answer")
 for _ in $(seq 300); do
@@ -33,6 +37,11 @@ done
 "$RUNBOOK" runs show "$run"
 if [ "$status" = succeeded ]; then
     echo "the rotated log is gone: the runbook acted"
+    # What the monitoring system does once the disk has room: the alert resolves, and so does the
+    # incident, as a fix that held (left firing, the runner would escalate 10 minutes later:
+    # "the fix did not hold").
+    alert resolved >/dev/null
+    echo "the alert resolved: the incident is resolved, a fix that held"
 else  # e.g. rejected by the cooldown when this demo ran minutes ago: authority at work
     echo "run $run ended $status (see its reason above)"
 fi

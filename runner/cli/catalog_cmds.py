@@ -197,7 +197,8 @@ def route(alert_file: Path, at_time: str | None, output: str) -> None:
         labels = ", ".join(f'{k}="{v}"' for k, v in sorted(_shown_labels(r).items()))
         click.echo(f"alert {i} ({r.alert.status}): {{{labels}}}")
         if r.match is None:
-            click.echo(f"  no runbook: owner {r.owner}")
+            why = " (the alert has no alertname: no runbook selects it)" if not r.alert.alertname else ""
+            click.echo(f"  no runbook: owner {r.owner}{why}")
             continue
         click.echo(f"  runbook:  {r.match.runbook.name} (owner {r.owner})")
         click.echo(f"  because:  {r.match.selector}")

@@ -19,7 +19,7 @@ from waitress.server import create_server
 from runner.catalog import find_root
 from runner.cli import fail, main, open_store, settings
 from runner.errors import RunbookError
-from runner.escalation import Escalator
+from runner.escalation import Escalator, report_channels
 from runner.runs import LEASE, MIN_LEASE, set_lease
 from runner.service import CatalogHolder
 from runner.store import Store
@@ -43,7 +43,10 @@ def _logging() -> None:
 
 
 def _open() -> tuple[Store, CatalogHolder]:
-    """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads."""
+    """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads.
+
+    Notification channels that cannot send from here are logged once, as a warning.
+    """
     try:
         store = open_store()
         store.upgrade()
@@ -53,6 +56,7 @@ def _open() -> tuple[Store, CatalogHolder]:
     result = holder.reload()
     if not result.ok:
         fail(f"runbooks not loaded: {result.error}", 2)
+    report_channels(holder)  # one warning now, and after a reload that changes it; not per message
     return store, holder
 
 

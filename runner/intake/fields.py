@@ -143,9 +143,6 @@ def bad_time(value: str) -> str:
     return f"{shown(value)} is not an RFC 3339 time like 2026-03-03T10:00:00Z"
 
 
-NO_ALERTNAME = "is required: every alert needs an alertname label"
-
-
 def utf8(text: str) -> bool:
     """Whether *text* encodes as UTF-8 (JSON can smuggle in lone surrogates that do not)."""
     try:
@@ -228,9 +225,14 @@ def str_map(value: object, path: str, problems: Problems) -> dict[str, str]:
 
 
 def labels(value: object, path: str, problems: Problems) -> dict[str, str]:
-    """An alert's labels: valid names, string values within limits, an alertname."""
+    """An alert's labels: valid names, string values within limits.
+
+    No label is required, alertname included: Alertmanager does not require it and does not
+    retry a 4xx, so refusing such an alert would lose it. An alert without one (or with an empty
+    one, which Prometheus reads as absent) matches no runbook and goes to the default owner.
+    """
     if value is MISSING:
-        problems.add(path, "is required: every alert needs labels with an alertname")
+        problems.add(path, "is required: every alert needs labels")
         return {}
     if not isinstance(value, dict):
         problems.add(path, must_be("an object of strings", value))
@@ -250,10 +252,6 @@ def labels(value: object, path: str, problems: Problems) -> dict[str, str]:
             problems.add(child(path, name), "is not valid UTF-8 text")
         else:
             out[name] = item
-    if "alertname" not in value:
-        problems.add(child(path, "alertname"), NO_ALERTNAME)
-    elif value["alertname"] == "":
-        problems.add(child(path, "alertname"), "must not be empty")
     return out
 
 

@@ -85,8 +85,8 @@ def _describe(error: ValidationError) -> tuple[str, str]:
             return path, fields.must_be(_wanted(error), instance)
         case "required":
             missing = next((k for k in expected if isinstance(instance, dict) and k not in instance), "")
-            if missing == "alertname":
-                return child(path, missing), fields.NO_ALERTNAME
+            if missing == "labels":
+                return child(path, missing), "is required: every alert needs labels"
             return child(path, missing), "is required"
         case "enum":
             return path, fields.bad_status(instance)

@@ -8,11 +8,15 @@ recording attempts is the caller's job (escalation), not the notifier's.
 Secrets (webhook and Slack URLs, HMAC secrets, routing keys, SMTP passwords) never appear in
 an error's reason, in a log line or in a notifier's repr: reasons name the channel and, for a
 missing secret, the environment variable, e.g. ``slack channel ops-slack: HTTP 500``.
+
+A channel whose secrets are not in the environment raises ``NotConfigured`` (a DeliveryError
+naming every variable to set): it is not broken, it is not set up here, and its messages are
+skipped rather than failed (``runner.notify.configuration`` reports such channels up front).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,19 +82,43 @@ class Notifier(Protocol):
         ...
 
 
+class NotConfigured(DeliveryError):
+    """The environment variables holding a channel's secrets are not set: it cannot send until they are.
+
+    ``variables`` names each of them. Never retryable: the environment of a running process
+    does not change.
+    """
+
+    def __init__(self, channel: Channel, variables: Sequence[str]) -> None:
+        self.variables = tuple(variables)
+        what = (f"environment variable {self.variables[0]} is" if len(self.variables) == 1
+                else f"environment variables {', '.join(self.variables)} are")
+        super().__init__(f"{channel.type} channel {channel.name}: {what} not set", retryable=False)
+
+
+def secrets(channel: Channel, environ: Mapping[str, str], *settings: str) -> tuple[str, ...]:
+    """The values of the environment variables that *channel*'s *settings* name, in order.
+
+    DeliveryError when the channel has no such setting; NotConfigured naming every variable
+    that is not set (all of them at once: the operator sets them in one go).
+    """
+    names = []
+    for setting in settings:
+        holder = channel.settings if setting in channel.settings else channel.settings.get("smtp", {})
+        var = holder.get(setting)
+        if not var:
+            raise DeliveryError(f"{channel.type} channel {channel.name}: no {setting} configured",
+                                retryable=False)
+        names.append(str(var))
+    missing = [var for var in names if not environ.get(var)]
+    if missing:
+        raise NotConfigured(channel, missing)
+    return tuple(environ[var] for var in names)
+
+
 def secret(channel: Channel, environ: Mapping[str, str], setting: str) -> str:
-    """The value of the environment variable that *channel*'s *setting* names; DeliveryError if unset."""
-    holder = channel.settings if setting in channel.settings else channel.settings.get("smtp", {})
-    var = holder.get(setting)
-    if not var:
-        raise DeliveryError(f"{channel.type} channel {channel.name}: no {setting} configured",
-                            retryable=False)
-    value = environ.get(var, "")
-    if not value:
-        raise DeliveryError(
-            f"{channel.type} channel {channel.name}: environment variable {var} is not set", retryable=False
-        )
-    return value
+    """The value of the environment variable that *channel*'s *setting* names; see :func:`secrets`."""
+    return secrets(channel, environ, setting)[0]
 
 
 def notifier_for(
@@ -98,7 +126,8 @@ def notifier_for(
 ) -> Notifier:
     """The notifier for *channel*, its secrets read from *environ* now.
 
-    Raises DeliveryError(retryable=False) naming the variable when a secret is not set.
+    Raises NotConfigured naming the variables when secrets are not set, DeliveryError(retryable=False)
+    when the channel's configuration is wrong.
     """
     # Imported here: each notifier module imports Message and DeliveryError from this one.
     if channel.type == "webhook":
@@ -120,4 +149,5 @@ def notifier_for(
     raise DeliveryError(f"channel {channel.name}: unknown channel type {channel.type!r}", retryable=False)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "DeliveryError", "Message", "Notifier", "notifier_for", "secret"]
+__all__ = ["DEFAULT_TIMEOUT", "DeliveryError", "Message", "NotConfigured", "Notifier", "notifier_for",
+           "secret", "secrets"]

@@ -29,7 +29,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
 from runner.models import Channel
-from runner.notify import DEFAULT_TIMEOUT, DeliveryError, Message, secret
+from runner.notify import DEFAULT_TIMEOUT, DeliveryError, Message, secrets
 from runner.notify.http import log, network_error
 from runner.notify.text import (
     failed_steps,
@@ -193,8 +193,10 @@ class EmailNotifier:
         self._starttls = bool(smtp.get("starttls", True)) and self._port != SMTPS_PORT
         self._sender = str(smtp.get("sender") or DEFAULT_SENDER)
         self._to = [str(a) for a in channel.settings["to"]]
-        self._username = secret(channel, environ, "username_env") if smtp.get("username_env") else None
-        self._password = secret(channel, environ, "password_env") if self._username else None
+        self._username: str | None = None
+        self._password: str | None = None
+        if smtp.get("username_env"):  # every unset variable named at once
+            self._username, self._password = secrets(channel, environ, "username_env", "password_env")
         if self._username and not (self._starttls or self._port == SMTPS_PORT):
             raise DeliveryError(
                 f"email channel {channel.name}: refusing to send SMTP credentials without TLS "

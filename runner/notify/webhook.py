@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.models import Channel
-from runner.notify import DEFAULT_TIMEOUT, Message, secret
+from runner.notify import DEFAULT_TIMEOUT, Message, secrets
 from runner.notify.http import check_url, log, post_json
 
 
@@ -51,8 +51,10 @@ class WebhookNotifier:
     ) -> None:
         self.channel = channel
         self.timeout = timeout
-        self._url = check_url(channel, secret(channel, environ, "url_env"), channel.settings["url_env"])
-        self._key = secret(channel, environ, "secret_env") if channel.settings.get("secret_env") else None
+        signed = ("secret_env",) if channel.settings.get("secret_env") else ()
+        url, *key = secrets(channel, environ, "url_env", *signed)  # every unset variable named at once
+        self._url = check_url(channel, url, channel.settings["url_env"])
+        self._key = key[0] if key else None
 
     def __repr__(self) -> str:
         return f"WebhookNotifier({self.channel.name!r})"

@@ -6,7 +6,9 @@ optional ``handoff`` team with its first targets), ``repeat`` and the ``updates`
 An escalation starts when automation cannot fix the incident (a run failed, timed out, was
 interrupted or rejected; a run awaits approval; no runbook matches a severe alert); each due
 level is claimed by compare-and-set, so with several workers it fires once; acknowledging or
-resolving the incident stops it. Every message goes through the outbox.
+resolving the incident stops it. Every message goes through the outbox: ``pending`` until it
+is ``sent``, ``dead`` (undeliverable, with the reason) or ``skipped`` (its channel is not
+configured in the sending process, with the variables to set).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def start(connection: sa.Connection, incident_id: str, reason: str, context: dic
         connection.execute(sa.insert(escalations).values(
             incident_id=incident_id, state="active", reason=reason, level=0, round=0, started_at=at,
             context=context, next_at=at + timedelta(seconds=policy["levels"][0]["after"])))
-    _incidents.note(connection, incident_id, at, "escalation_started", reason)
+    _incidents.note(connection, incident_id, at, "escalation_started", reason, kind=trigger)
     return True
 
 
@@ -180,7 +182,8 @@ def _verify(connection: sa.Connection, row: dict[str, Any], now: datetime) -> li
         escalations.c.next_at == row["next_at"]).values(values)).rowcount
     if claimed == 1 and firing:
         _incidents.note(connection, incident_id, now, "fix_did_not_hold", str(row["reason"]))
-        _incidents.note(connection, incident_id, now, "escalation_started", str(row["reason"]))
+        _incidents.note(connection, incident_id, now, "escalation_started", str(row["reason"]),
+                        kind="fix_did_not_hold")
     return None
 
 
@@ -235,6 +238,33 @@ def failed(connection: sa.Connection, message_id: int, attempts: int, reason: st
     _incidents.note(connection, row.incident_id, now, "message_failed",
                     f"{row.kind} to {row.channel} not delivered: {reason}")
     return "dead"
+
+
+def skipped(connection: sa.Connection, message_id: int, attempts: int, reason: str, now: datetime) -> str:
+    """The message's channel is not configured here: record it skipped with *reason*, never sent. The
+    new status ("skipped", or "superseded" when the claim ran out, as for :func:`failed`).
+
+    Not a failure: nothing was tried (attempts back to 0) and nothing will be. An escalation, an
+    acknowledge or a resolve skipped is on the incident's timeline as a neutral event, so whoever
+    reads it knows that channel was not told; updates are chatter, as when sent.
+    """
+    row = connection.execute(sa.update(outbox).where(
+        outbox.c.id == message_id, outbox.c.status == "pending", outbox.c.attempts == attempts,
+    ).values(status="skipped", attempts=0, last_error=reason)
+        .returning(outbox.c.incident_id, outbox.c.channel, outbox.c.kind)).first()
+    if row is None:
+        return "superseded"
+    if row.kind != "update":
+        _incidents.note(connection, row.incident_id, now, "message_skipped",
+                        f"{row.kind} to {row.channel} not sent: {reason}")
+    return "skipped"
+
+
+def outbox_counts(connection: sa.Connection) -> list[tuple[str, str, int]]:
+    """(channel, status, number of messages) for every pair in the outbox."""
+    rows = connection.execute(sa.select(outbox.c.channel, outbox.c.status, sa.func.count())
+                              .group_by(outbox.c.channel, outbox.c.status))
+    return [(str(channel), str(status), int(n)) for channel, status, n in rows]
 
 
 def messages(connection: sa.Connection, incident_id: str | None = None) -> list[dict[str, Any]]:

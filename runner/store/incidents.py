@@ -39,10 +39,11 @@ def incident_lock_key(key: str) -> str:
     return f"incident:{key}"
 
 
-def note(connection: sa.Connection, incident_id: str, at: datetime, event: str, detail: str) -> None:
-    """Append to an incident's timeline."""
+def note(connection: sa.Connection, incident_id: str, at: datetime, event: str, detail: str,
+         kind: str | None = None) -> None:
+    """Append to an incident's timeline; *kind* is the detail as data, for who counts (the report)."""
     connection.execute(sa.insert(incident_timeline).values(
-        incident_id=incident_id, at=at, event=event, detail=storable(detail)))
+        incident_id=incident_id, at=at, event=event, detail=storable(detail), kind=kind))
 
 
 def _open_incident(connection: sa.Connection, key: str) -> sa.RowMapping | None:
@@ -67,7 +68,7 @@ def join(
     if incident is not None:
         incident_id = str(incident["id"])
         if not repeat and alert.status == "firing" and seen_in != incident_id:
-            note(connection, incident_id, at, "alert_added", f"alert {alert.alertname} ({alert.fingerprint})")
+            note(connection, incident_id, at, "alert_added", f"alert {alert.name} ({alert.fingerprint})")
         return incident_id, False
     assert ownership is not None
     incident_id = uuid.uuid4().hex
@@ -75,7 +76,7 @@ def join(
         id=incident_id, key=key, status=IncidentStatus.OPEN.value, title=storable(ownership.title),
         severity=ownership.severity, source=source, runbook=ownership.runbook, owner_team=ownership.team,
         owner=ownership.owner, opened_at=at, policy=ownership.policy))
-    note(connection, incident_id, at, "opened", f"alert {alert.alertname} ({alert.fingerprint or '-'})")
+    note(connection, incident_id, at, "opened", f"alert {alert.name} ({alert.fingerprint or '-'})")
     why = f"runbook {ownership.runbook}" if ownership.runbook else "no runbook matches: the default owner"
     note(connection, incident_id, at, "owner_assigned",
          f"team {ownership.team}, primary {ownership.owner} ({why})")
@@ -106,7 +107,7 @@ def after_alert(
                              escalation.message_for(connection, incident_id, reason, run.id), at,
                              run.status.value)
     if alert.status == "resolved" and not repeat:
-        note(connection, incident_id, at, "alert_resolved", f"alert {alert.alertname} ({alert.fingerprint})")
+        note(connection, incident_id, at, "alert_resolved", f"alert {alert.name} ({alert.fingerprint})")
         if not still_firing(connection, incident_id):
             _resolve(connection, incident_id, at, _how_resolved(connection, incident_id))
 

@@ -39,6 +39,7 @@ class EscalationFacts:
     incident_id: str
     at: datetime
     reason: str
+    kind: str | None = None  # the trigger it started on; None when an older process wrote it
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,13 @@ def incident_facts(connection: sa.Connection, since: datetime) -> list[IncidentF
 
 def escalation_facts(connection: sa.Connection, since: datetime) -> list[EscalationFacts]:
     """Every escalation start of those incidents (an incident acknowledged may escalate again later)."""
-    query = (sa.select(incident_timeline.c.incident_id, incident_timeline.c.at, incident_timeline.c.detail)
+    query = (sa.select(incident_timeline.c.incident_id, incident_timeline.c.at, incident_timeline.c.detail,
+                       incident_timeline.c.kind)
              .where(incident_timeline.c.event == "escalation_started",
                     incident_timeline.c.incident_id.in_(_opened_since(since)))
              .order_by(incident_timeline.c.id))
-    return [EscalationFacts(row.incident_id, row.at, row.detail) for row in connection.execute(query)]
+    return [EscalationFacts(row.incident_id, row.at, row.detail, row.kind)
+            for row in connection.execute(query)]
 
 
 def approval_facts(connection: sa.Connection, since: datetime) -> list[ApprovalFacts]:

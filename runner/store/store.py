@@ -446,6 +446,17 @@ class Store:
             at = now or datetime.now(UTC)
             return escalation.failed(connection, message_id, attempts, reason, retryable, at)
 
+    def message_skipped(self, message_id: int, attempts: int, reason: str, *,
+                        now: datetime | None = None) -> str:
+        """Record a message whose channel is not configured as skipped, never sent; the status after."""
+        with self._write(f"cannot mark message {message_id} skipped") as connection:
+            return escalation.skipped(connection, message_id, attempts, reason, now or datetime.now(UTC))
+
+    def outbox_counts(self) -> list[tuple[str, str, int]]:
+        """(channel, status, number of messages) for every pair in the outbox."""
+        with self._read("cannot count the outbox") as connection:
+            return escalation.outbox_counts(connection)
+
     def outbox(self, incident_id: str | None = None) -> list[dict[str, Any]]:
         """The outbox (of one incident), oldest first."""
         with self._read("cannot read the outbox") as connection:

@@ -165,6 +165,7 @@ incident_timeline = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("event", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=True),  # what escalation_started was triggered by (0008)
     sa.Index("ix_incident_timeline_incident_id_id", "incident_id", "id"),
 )
 
@@ -190,7 +191,7 @@ outbox = sa.Table(
     sa.Column("channel", sa.Text, nullable=False),  # a channel of owners.yaml, or person:NAME
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("message", json_type(), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | dead
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | dead | skipped
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),

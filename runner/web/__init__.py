@@ -8,7 +8,7 @@ on the dashboard's pages, which answer in HTML (see runner.web.dashboard).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +60,7 @@ class AppConfig:
     catalog: CatalogHolder | None = None
     tokens: Tokens | None = None
     secret_key: str | None = None  # signs dashboard sessions; None: a key of this process only
+    environ: Mapping[str, str] | None = None  # where channel secrets are read (/readyz); None: os.environ
 
 
 class _JSON(DefaultJSONProvider):

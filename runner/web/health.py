@@ -1,13 +1,20 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (it can do its job: store and runbooks)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (it can do its job: store and runbooks).
+
+``/readyz`` also says which notification channels can send from this process; one that is not
+configured does not make the process unready (its messages are skipped, see
+runner.notify.configuration).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from runner.errors import RunbookError
+from runner.notify.configuration import channel_states
 from runner.web import runtime
 
 blueprint = Blueprint("health", __name__)
@@ -24,7 +31,8 @@ def readyz() -> ResponseReturnValue:
     """Ready: the store answers at the current schema and a valid catalog revision is active.
 
     A refused reload does not make the process unready (the last good revision still serves);
-    it shows under ``catalog.last_reload_error`` until a reload succeeds.
+    it shows under ``catalog.last_reload_error`` until a reload succeeds. ``channels`` gives each
+    notification channel's state: "configured", "not configured: set VAR", "invalid: why".
     """
     state = runtime()
     checks: dict[str, str] = {}
@@ -44,5 +52,9 @@ def readyz() -> ResponseReturnValue:
     else:
         checks["runbooks"] = f"no valid catalog loaded: {holder.error}"
     ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks, "catalog": catalog}
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks, "catalog": catalog}
+    if holder.loaded:
+        environ = state.config.environ if state.config.environ is not None else os.environ
+        states = channel_states(holder.active.catalog.owners, environ)
+        body["channels"] = {name: str(channel) for name, channel in states.items()}
     return jsonify(body), 200 if ready else 503

@@ -45,7 +45,8 @@ def reject_kind(reason: str) -> str:
 
 
 class _StoreCollector(Collector):
-    """Queue depth and runs by runbook and status, from the store at scrape time."""
+    """Queue depth, runs by runbook and status, outbox messages by channel and status: from the
+    store at scrape time."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -54,17 +55,22 @@ class _StoreCollector(Collector):
         depth = GaugeMetricFamily("runbook_queue_depth", "Runs waiting, by state.", labels=["state"])
         runs = GaugeMetricFamily("runbook_runs", "Runs in the store, by runbook and status.",
                                  labels=["runbook", "status"])
+        messages = GaugeMetricFamily(
+            "runbook_outbox_messages", "Notification messages in the store, by channel and status "
+            "(pending, sent, dead, skipped: the channel is not configured).", labels=["channel", "status"])
         up = GaugeMetricFamily("runbook_store_up", "1 when the store answered this scrape.")
         try:
             for state, n in self.store.queue_depth().items():
                 depth.add_metric([state], n)
             for runbook, status, n in self.store.status_counts():
                 runs.add_metric([runbook, status], n)
+            for channel, status, n in self.store.outbox_counts():
+                messages.add_metric([channel, status], n)
             up.add_metric([], 1)
         except StoreError as e:
             log.warning("metrics: %s", e)
             up.add_metric([], 0)
-        yield from (depth, runs, up)
+        yield from (depth, runs, messages, up)
 
 
 class Metrics:

@@ -238,6 +238,19 @@ def test_the_pages_show_incidents_runs_and_runbooks_with_alert_data_escaped(
     assert missing.status_code == 404 and "no run zzzzzzzz" in missing.text and "<h1>404" in missing.text
 
 
+def test_an_alert_without_alertname_reads_as_such_on_its_incident(dash: Dash) -> None:
+    nameless = {"labels": {"instance": "db-1", "env": "prod"}}
+    answer = dash.app.test_client().post("/api/v1/alerts", json=nameless,
+                                         headers={"Authorization": f"Bearer {WEBHOOK}"})
+    assert answer.status_code == 202, answer.text
+    incident_id = answer.json["alerts"][0]["incident"]  # type: ignore[index]
+    page = dash.client("alice").get(f"/incidents/{incident_id}")
+    assert page.status_code == 200
+    assert "(no alertname) {env=&#34;prod&#34;, instance=&#34;db-1&#34;}" in page.text  # the title
+    assert "<tr><td>(no alertname)</td>" in page.text  # the alerts table
+    assert "<h3>Alert (no alertname) (firing)</h3>" in page.text  # the context
+
+
 def test_a_viewer_and_another_team_see_no_buttons_and_are_refused(dash: Dash, tmp_path: Path) -> None:
     incident_id = dash.alert("TouchMe", "web-1:9100", tmp_path)["incident"]
     waiting = dash.manual_run("carol", "approve-me", tmp_path)

@@ -264,20 +264,20 @@ def test_a_sink_that_is_down_gets_every_message_once_in_order_when_it_comes_back
         assert all(m["status"] == "sent" for m in store.outbox(stored.incident_id))
 
 
-def test_a_refusal_or_a_missing_secret_is_a_dead_letter_with_the_reason(
+def test_a_refusal_or_a_wrong_setting_is_a_dead_letter_with_the_reason(
     store_url: str, active: Loaded, sink: Sink
 ) -> None:
     sink.statuses["/ops"] = [400]
     with Store(store_url) as store:
         post(store, active, "ProdOnly")
-        env = environ(sink)
-        del env["T_UPDATES_URL"]
+        env = {**environ(sink), "T_UPDATES_URL": "updates.example.com/hook"}  # set, but not a URL
         t0 = soon()
         Escalator(store, lambda: active, environ=env).tick(t0)
         letters: dict[str, dict[str, Any]] = {}
         for m in store.outbox():
             letters.setdefault(m["channel"], m)  # the first message of each channel
-    assert letters["updates"]["status"] == "dead" and "T_UPDATES_URL" in letters["updates"]["last_error"]
+    assert letters["updates"]["status"] == "dead"
+    assert "T_UPDATES_URL does not hold an http(s) URL" in letters["updates"]["last_error"]
     assert letters["ops-hook"]["status"] == "dead" and "400" in letters["ops-hook"]["last_error"]
     assert sink.url not in json.dumps([m["last_error"] for m in letters.values()])
 

@@ -159,7 +159,8 @@ def test_every_auth_failure_is_a_401_with_a_reason(server) -> None:  # type: ign
         (b"{not json", "application/json", 400, "body is not valid JSON"),
         (b'{"alerts": [{"labels": {"alertname": NaN}}]}', "application/json", 400, "NaN is not valid JSON"),
         (b"[" * 5000 + b"]" * 5000, "application/json", 400, ""),
-        (b'{"alerts": [{"labels": {"env": "prod"}}]}', "application/json", 400, "alertname"),
+        (b'{"alerts": [{"annotations": {"summary": "x"}}]}', "application/json", 400,
+         "alerts[0].labels: is required: every alert needs labels"),
         (
             b'{"alerts": [{"labels": {"alertname": 5}}]}',
             "application/json",

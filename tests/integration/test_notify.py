@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from runner.models import Channel
-from runner.notify import DeliveryError, Message, notifier_for
+from runner.notify import DeliveryError, Message, NotConfigured, notifier_for
 from runner.notify.email import EmailNotifier
 from runner.notify.pagerduty import PagerDutyNotifier, dedup_key, encode, event
 from runner.notify.slack import SlackNotifier
@@ -191,11 +191,25 @@ def test_notifier_for_each_type_and_no_secret_in_repr(sink: HttpSink) -> None:
 ])
 def test_missing_secret_names_the_variable(channel: Channel, var: str) -> None:
     environ = {"HOOK_URL": "http://127.0.0.1:9/hook", "RUNBOOK_SMTP_USER": SMTP_USER, var: ""}
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(NotConfigured) as caught:  # a DeliveryError: not configured, not broken
         notifier_for(channel, environ)
-    assert caught.value.retryable is False
+    assert caught.value.retryable is False and caught.value.variables == (var,)
     expected = f"{channel.type} channel {channel.name}: environment variable {var} is not set"
     assert caught.value.reason == expected
+
+
+@pytest.mark.parametrize(("channel", "variables"), [
+    (Channel("hook", "webhook", {"url_env": "HOOK_URL", "secret_env": "HOOK_SECRET"}),
+     ("HOOK_URL", "HOOK_SECRET")),
+    (Channel("ops-email", "email", {"to": ["ops@example.com"], "smtp": {
+        "host": "127.0.0.1", "username_env": "RUNBOOK_SMTP_USER", "password_env": "RUNBOOK_SMTP_PASSWORD"}}),
+     ("RUNBOOK_SMTP_USER", "RUNBOOK_SMTP_PASSWORD")),
+])
+def test_every_missing_secret_is_named_at_once(channel: Channel, variables: tuple[str, ...]) -> None:
+    with pytest.raises(NotConfigured) as caught:
+        notifier_for(channel, {})
+    assert caught.value.variables == variables
+    assert caught.value.reason.endswith(f"environment variables {', '.join(variables)} are not set")
 
 
 def test_bad_url_and_unknown_type_are_not_retryable() -> None:

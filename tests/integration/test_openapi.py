@@ -281,7 +281,7 @@ def serving(store: Store, directory: Path, runbooks: Path = CATALOG) -> Iterator
     """A live server on *store*: webhook token and secret, the tokens file, the catalog at *runbooks*."""
     directory.mkdir(parents=True, exist_ok=True)
     config = AppConfig(store=store, auth=WebhookAuth(token=WEBHOOK_TOKEN, secret=WEBHOOK_SECRET),
-                       runbooks_dir=runbooks, tokens=write_tokens(directory))
+                       runbooks_dir=runbooks, tokens=write_tokens(directory), environ={})  # no channel set
     srv = Server(config)
     try:
         yield srv
@@ -426,6 +426,9 @@ def test_health_readiness_and_metrics(live: tuple[Server, Store]) -> None:
     assert expect(call(srv, "GET", "/healthz"), 200, "/healthz", "get") == {"status": "ok"}
     ready = expect(call(srv, "GET", "/readyz"), 200, "/readyz", "get")
     assert ready["catalog"]["runbooks"] == len(RUNBOOKS)
+    owners = load_catalog(CATALOG).owners
+    assert owners is not None and list(ready["channels"]) == sorted(owners.channels)
+    assert ready["channels"]["ops-slack"] == "not configured: set RUNBOOK_SLACK_OPS_URL"  # and still ready
     call(srv, "POST", "/api/v1/alerts", body=payload("generic/single.json"), headers=WEBHOOK)
     text = expect(call(srv, "GET", "/metrics"), 200, "/metrics", "get")
     assert 'runbook_intake_requests_total{code="202",source="generic"} 1.0' in text
@@ -453,13 +456,17 @@ def test_intake_answers_as_documented(live: tuple[Server, Store]) -> None:
     body = json.dumps({"labels": {"alertname": "Signed", "instance": "web-1"}}).encode()
     expect(call(srv, "POST", "/api/v1/alerts", body=body, headers=sign(WEBHOOK_SECRET, body)), 202,
            "/api/v1/alerts", "post")
+    nameless = json.dumps({"labels": {"instance": "db-1", "severity": "critical"}}).encode()  # no alertname
+    answer = expect(call(srv, "POST", "/api/v1/alerts", body=nameless, headers=WEBHOOK), 202,
+                    "/api/v1/alerts", "post")
+    assert answer["alerts"][0]["run"] is None and answer["alerts"][0]["incident"]
     stored = store.count_alerts()
 
     bad_bodies = [
         ("/api/v1/alerts", b"{not json", "not valid JSON"),
         ("/api/v1/alerts", b"[]", "payload"),
         ("/api/v1/alerts", b'{"alerts": []}', "at least one"),
-        ("/api/v1/alerts", b'{"labels": {"env": "prod"}}', "alertname"),
+        ("/api/v1/alerts", b'{"annotations": {"summary": "no labels"}}', "labels: is required"),
         ("/api/v1/alerts", b'{"labels": {"alertname": NaN}}', "NaN"),
         ("/api/v1/alerts/alertmanager", payload("grafana/firing.json"), "what Grafana sends"),
         ("/api/v1/alerts/grafana", payload("alertmanager/firing.json"), "what Alertmanager sends"),

@@ -26,7 +26,16 @@ import pytest
 from runner.dispatch import candidates, ownerships
 from runner.intake import parse
 from runner.records import Incident, RunStatus
-from runner.report import NO_RUNBOOK, Group, Spread, build_report, percentile, reason_kind, report_as_data
+from runner.report import (
+    NO_RUNBOOK,
+    Group,
+    Spread,
+    build_report,
+    percentile,
+    reason_kind,
+    reason_label,
+    report_as_data,
+)
 from runner.service import CatalogHolder, Loaded
 from runner.store import Store
 from runner.store.queue import Lease
@@ -285,6 +294,24 @@ def test_since_counts_only_the_incidents_opened_from_then(store_url: str, active
     assert (old.incidents, old.escalations, old.escalation_reasons["failed"]) == (3, 4, 2)
 
 
+def test_a_fix_that_did_not_hold_is_its_own_kind_stored_beside_the_reason(
+    store_url: str, active: Loaded
+) -> None:
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    with Store(store_url) as store:
+        stored = post(store, active, "Fixes", "fp-nf", t0)
+        finish(store, run_id(stored), RunStatus.SUCCEEDED, at=t0 + timedelta(minutes=1))
+        store.fire_due_escalations(t0 + timedelta(minutes=12))  # past the 10 min verify window: still fires
+        [started] = store.report_rows(t0).escalations
+        report = build_report(store, t0)
+    assert started.kind == "fix_did_not_hold"  # data beside the text, not read back out of it
+    assert started.reason.startswith("the fix did not hold: the alert still fires 10 min after run")
+    fixes = group(report.runbooks, "fixes").stats
+    assert fixes.escalation_reasons == {"fix_did_not_hold": 1}
+    assert report.total.escalation_reasons == {"fix_did_not_hold": 1}
+    assert reason_label("fix_did_not_hold") == "the fix did not hold"
+
+
 def test_an_empty_period_reports_zeros_and_no_medians(store_url: str) -> None:
     with Store(store_url) as store:
         report = build_report(store, datetime.now(UTC) - timedelta(days=30))
@@ -310,10 +337,25 @@ def test_an_empty_period_reports_zeros_and_no_medians(store_url: str) -> None:
     ("run 3f2a9c0b1d2e of restart-service awaits approval: the runbook requires approval",
      "awaiting_approval"),
     ("no runbook matches this critical alert", "no_runbook"),
+    ("the fix did not hold: the alert still fires 10 min after run 3f2a9c0b1d2e succeeded",
+     "fix_did_not_hold"),
     ("something new", "other"),
 ])
 def test_escalation_reasons_sort_into_kinds(reason: str, kind: str) -> None:
+    """Escalations an older version stored without their trigger: the kind is read from the words."""
     assert reason_kind(reason) == kind
+
+
+@pytest.mark.parametrize(("reason", "trigger", "kind"), [
+    ("worded in a way no pattern knows", "failed", "failed"),
+    ("worded in a way no pattern knows", "fix_did_not_hold", "fix_did_not_hold"),
+    ("worded in a way no pattern knows", "unmatched", "no_runbook"),  # the report's name for it
+    ("run 3f2a9c0b1d2e of x was rejected: cooldown: the last run on web-1 ended at ...", "rejected",
+     "rejected:cooldown"),  # the limit is only in the words
+    ("worded in a way no pattern knows", "rejected", "rejected"),
+])
+def test_the_stored_trigger_decides_the_kind(reason: str, trigger: str, kind: str) -> None:
+    assert reason_kind(reason, trigger) == kind
 
 
 def test_percentiles_interpolate_between_ranks() -> None:

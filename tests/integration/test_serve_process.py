@@ -145,6 +145,11 @@ def test_sighup_reloads_the_catalog(
     ready = wait_for(lambda: (r := server.get("/readyz")[1]) and r["catalog"]["revision"] == head and r,
                      "the new revision")
     assert ready["catalog"]["runbooks"] == 2
+    assert ready["channels"]["ops-slack"] == "not configured: set RUNBOOK_SLACK_OPS_URL"
+    # Said once at start, as one warning; a reload that changes nothing of it says nothing.
+    said = [line for line in server.log.read_text().splitlines() if "channels not configured" in line]
+    assert len(said) == 1 and " WARNING runner.escalation: " in said[0], said
+    assert "ops-slack (set RUNBOOK_SLACK_OPS_URL)" in said[0]
 
 
 def test_kill_9_in_the_middle_of_a_burst_loses_no_acknowledged_alert(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from runner.alerts import alert_from_dict
+from runner.alerts import alert_from_dict, alerts_from_document
 from runner.errors import AlertFormatError
 from runner.intake import PARSERS, Batch, alertmanager, fields, generic, grafana, parse
 from runner.intake.fields import fingerprint
@@ -138,6 +138,39 @@ def test_generic_batch_and_single() -> None:
     assert (minimal.status, minimal.starts_at, minimal.annotations) == ("firing", None, {})
 
 
+@pytest.mark.parametrize("sample", ["alertmanager/firing.json", "grafana/firing.json", "generic/batch.json",
+                                    "generic/single.json"])
+@pytest.mark.parametrize("nameless", [DELETE, ""], ids=["absent", "empty"])
+def test_an_alert_without_alertname_is_read_like_any_other(sample: str, nameless: object) -> None:
+    """Alertmanager does not require alertname, and does not retry a 400: such an alert is kept."""
+    data = load(sample)
+    where = "alerts.0" if "alerts" in data else ""
+    payload = changed(data, f"{where}.labels.alertname".lstrip("."), nameless)
+    alert = parse(sample.split("/")[0], payload).alerts[0]
+    assert alert.alertname == "" and alert.name == "(no alertname)"
+    assert alert.fingerprint  # the sender's, or computed from the labels it has
+    assert "alertname" not in alert.labels or alert.labels["alertname"] == ""
+    summary = alert.annotations.get("summary")
+    if summary:
+        assert alert.title == summary
+    else:
+        unnamed = {k: v for k, v in alert.labels.items() if k != "alertname"}
+        assert alert.title.startswith("(no alertname) {")
+        assert all(f'{k}="{v}"' in alert.title for k, v in unnamed.items())
+
+
+def test_the_title_of_a_nameless_alert_is_its_labels() -> None:
+    alert = generic.parse({"labels": {"instance": "db-1:9100", "env": "prod"}}).alerts[0]
+    assert alert.title == '(no alertname) {env="prod", instance="db-1:9100"}'
+    named = generic.parse({"labels": {"alertname": "DiskFull", "env": "prod"}}).alerts[0]
+    assert (named.title, named.name) == ("DiskFull", "DiskFull")
+
+
+def test_the_cli_reader_takes_an_alert_without_alertname() -> None:
+    [alert] = alerts_from_document({"labels": {"instance": "db-1"}})
+    assert alert.alertname == "" and alert.labels == {"instance": "db-1"}
+
+
 def test_generic_all_resolved_is_a_resolved_batch() -> None:
     payload = {"alerts": [{"labels": {"alertname": "A"}, "status": "resolved"}]}
     assert generic.parse(payload).status == "resolved"
@@ -234,12 +267,8 @@ MALFORMED = [
     (AM, "alerts", {}, "alerts: must be a list, not an object"),
     (AM, "alerts", [], "alerts: must hold at least one alert"),
     (AM, "alerts.1", "alert", "alerts[1]: must be an object, not a string"),
-    (AM, "alerts.1.labels", DELETE,
-     "alerts[1].labels: is required: every alert needs labels with an alertname"),
+    (AM, "alerts.1.labels", DELETE, "alerts[1].labels: is required: every alert needs labels"),
     (AM, "alerts.1.labels", None, "alerts[1].labels: must be an object of strings, not null"),
-    (AM, "alerts.1.labels.alertname", DELETE,
-     "alerts[1].labels.alertname: is required: every alert needs an"),
-    (AM, "alerts.1.labels.alertname", "", "alerts[1].labels.alertname: must not be empty"),
     (AM, "alerts.1.labels.env", 5, "alerts[1].labels.env: must be a string, not a number"),
     (AM, "alerts.1.labels.env", None, "alerts[1].labels.env: must be a string, not null"),
     (AM, "alerts.1.labels.env", LONG,
@@ -280,10 +309,7 @@ MALFORMED = [
     (GB, "alerts", None, "alerts: must be a list, not null"),
     (GB, "alerts", [], "alerts: must hold at least one alert"),
     (GB, "alerts.1", 3, "alerts[1]: must be an object, not a number"),
-    (GB, "alerts.1.labels", DELETE, "alerts[1].labels: is required"),
-    (GB, "alerts.1.labels.alertname", DELETE,
-     "alerts[1].labels.alertname: is required: every alert needs an"),
-    (GB, "alerts.1.labels.alertname", "", "alerts[1].labels.alertname: must not be empty"),
+    (GB, "alerts.1.labels", DELETE, "alerts[1].labels: is required: every alert needs labels"),
     (GB, "alerts.1.labels.env", 5, "alerts[1].labels.env: must be a string, not a number"),
     (GB, "alerts.1.labels.env", LONG,
      "alerts[1].labels.env: is 4,097 characters long, more than the limit of 4,096"),
@@ -321,8 +347,8 @@ def test_malformed_payloads_are_refused_with_the_field_and_reason(
 
 ALERT_FAULTS = [
     ("labels", "x"), ("labels", MANY_LABELS), ("labels.env", 5), ("labels.env", LONG),
-    ("labels.env", "\ud800"), ("labels.my-label", "x"), ("labels.env\n", "x"), ("labels.alertname", DELETE),
-    ("labels.alertname", ""), ("annotations", []),
+    ("labels", DELETE), ("labels.env", "\ud800"), ("labels.my-label", "x"), ("labels.env\n", "x"),
+    ("labels.alertname", 5), ("annotations", []),
     ("annotations.x", 1), ("status", "pending"), ("startsAt", "yesterday"), ("startsAt", 5), ("endsAt", ""),
     ("fingerprint", 42), ("fingerprint", "f" * 129), ("generatorURL", []),
 ]
