@@ -15,6 +15,7 @@ from tests.conftest import ROOT, old_logs
 
 @pytest.fixture
 def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "state").mkdir()
     db = f"sqlite:///{tmp_path / 'state' / 'runs.db'}"
     env = {**os.environ, "RUNBOOK_OPERATOR": "carol", "RUNBOOK_DB_URL": db}
 

@@ -16,8 +16,8 @@ from typing import Any
 import click
 from waitress.server import create_server
 
-from runner.catalog import find_root
-from runner.cli import fail, main, open_store, settings
+from runner.catalog import find_root, load_catalog
+from runner.cli import fail, main, open_store, print_table, settings
 from runner.errors import RunbookError
 from runner.escalation import Escalator, report_channels
 from runner.runs import LEASE, MIN_LEASE, set_lease
@@ -25,7 +25,8 @@ from runner.service import CatalogHolder
 from runner.store import Store
 from runner.web import AppConfig, create_app, runtime
 from runner.web.auth import WebhookAuth
-from runner.web.tokens import Role, hash_token, load_tokens, new_token
+from runner.web.tokens import Role, Tokens, add_token, load_tokens, revoke_token
+from runner.web.tokens import tokens_file as tokens_file_path
 from runner.worker import DEFAULT_GRACE, POLL_INTERVAL, WorkerPool
 
 log = logging.getLogger("runner.serve")
@@ -94,10 +95,19 @@ def _on_signals(stop: threading.Event, holder: CatalogHolder) -> None:
     signal.signal(signal.SIGHUP, hangup)
 
 
-workers_option = click.option("--workers", type=click.IntRange(0, 64), default=1, show_default=True,
-                              help="Worker threads executing runs (0: intake only).")
+serve_workers_option = click.option(
+    "--workers", type=click.IntRange(0, 64), default=1, show_default=True,
+    help="Worker threads executing runs and escalating (0: intake and API only; run `runbook worker` "
+         "elsewhere).")
+workers_option = click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                              help="Worker threads executing runs.")
 grace_option = click.option("--grace", type=click.FloatRange(0), default=DEFAULT_GRACE, show_default=True,
                             help="Seconds running runs get to finish on SIGTERM before they are interrupted.")
+
+tokens_file_option = click.option(
+    "--tokens-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+    help="The tokens file; default $RUNBOOK_TOKENS_FILE, else tokens.yaml in the state dir "
+         "($RUNBOOK_STATE_DIR, else ~/.local/state/runbook-runner).")
 
 listen_option = click.option(
     "--listen/--no-listen", default=True, show_default=True, envvar="RUNBOOK_LISTEN",
@@ -126,13 +136,12 @@ def _pool(store: Store, holder: CatalogHolder, *, size: int, grace: float, liste
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Request threads.")
-@workers_option
+@serve_workers_option
 @grace_option
 @listen_option
 @poll_option
 @lease_option
-@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path), envvar="RUNBOOK_TOKENS_FILE",
-              help="Operator tokens (hashed) for the API; env RUNBOOK_TOKENS_FILE.")
+@tokens_file_option
 @click.option("--insecure-local", is_flag=True,
               help="Accept alerts and API calls without credentials; only on a loopback address.")
 def serve(host: str, port: int, threads: int, workers: int,
@@ -142,14 +151,14 @@ def serve(host: str, port: int, threads: int, workers: int,
 
     Webhook credentials come from RUNBOOK_WEBHOOK_TOKEN (bearer token) and/or
     RUNBOOK_WEBHOOK_SECRET (HMAC-SHA256 signature); without either, the server refuses to
-    start. SIGHUP or POST /api/v1/reload reloads the runbooks; SIGTERM stops claiming runs,
-    lets running ones finish within --grace, then stops.
+    start. Operators' API tokens come from the tokens file (`runbook token new`). SIGHUP or
+    POST /api/v1/reload reloads the runbooks; SIGTERM stops claiming runs, lets running ones
+    finish within --grace, then stops.
 
     \b
     Example:
-      RUNBOOK_WEBHOOK_TOKEN=$(cat token) RUNBOOK_TOKENS_FILE=tokens.yaml \\
-        runbook serve --host 0.0.0.0 --port 8080 --workers 2
-      runbook serve --insecure-local
+      RUNBOOK_WEBHOOK_TOKEN=$(openssl rand -hex 24) runbook serve --host 0.0.0.0 --workers 2
+      runbook serve --insecure-local --port 0     # a laptop: loopback, no credentials, any free port
     """
     auth = WebhookAuth(token=os.environ.get("RUNBOOK_WEBHOOK_TOKEN") or None,
                        secret=os.environ.get("RUNBOOK_WEBHOOK_SECRET") or None, insecure=insecure_local)
@@ -158,8 +167,9 @@ def serve(host: str, port: int, threads: int, workers: int,
              "(or --insecure-local on a laptop)", 2)
     if insecure_local and not _loopback(host):
         fail(f"--insecure-local listens on loopback addresses only, not {host}", 2)
+    tokens_path = _serving_tokens_file(tokens_file)
     try:
-        tokens = load_tokens(tokens_file)
+        tokens = load_tokens(tokens_path)
     except RunbookError as e:
         fail(f"cannot read the tokens file: {e}", 2)
     _logging()
@@ -180,8 +190,12 @@ def serve(host: str, port: int, threads: int, workers: int,
         pool.start()
     if escalator is not None:
         escalator.start()
-    if tokens is None and not insecure_local:
-        log.warning("no RUNBOOK_TOKENS_FILE: the operator API answers 401 to everyone")
+    if tokens is not None:
+        log.info("operator tokens from %s: %d identit%s", tokens_path, len(tokens.entries),
+                 "y" if len(tokens.entries) == 1 else "ies")
+    elif not insecure_local:
+        log.warning("no tokens file (`runbook token new` makes one): "
+                    "the operator API answers 401 to everyone")
     bound = getattr(server, "effective_port", port)
     click.echo(f"listening on http://{host}:{bound} (store {store.display_url}, "
                f"runbooks {holder.active.commit}, {workers} worker(s)"
@@ -214,7 +228,7 @@ def worker(workers: int, grace: float, listen: bool,
     """
     _logging()
     store, holder = _open()
-    pool = _pool(store, holder, size=max(workers, 1), grace=grace, listen=listen, poll=poll, lease=lease)
+    pool = _pool(store, holder, size=workers, grace=grace, listen=listen, poll=poll, lease=lease)
     escalator = Escalator(store, lambda: holder.active)
     stop = threading.Event()
     _on_signals(stop, holder)
@@ -230,21 +244,107 @@ def worker(workers: int, grace: float, listen: bool,
 
 @main.group()
 def token() -> None:
-    """Operator tokens for the API."""
+    """Operator tokens for the API and the dashboard, kept hashed in the tokens file.
+
+    The tokens file is --tokens-file, else $RUNBOOK_TOKENS_FILE, else tokens.yaml in the state
+    directory; `runbook serve` reads the same one.
+
+    \b
+    Example:
+      ALICE=$(runbook token new alice --team platform-ops)
+      runbook token list
+      runbook token revoke alice
+    """
+
+
+def _serving_tokens_file(explicit: Path | None) -> Path | None:
+    """The tokens file serve reads: a named one must exist; the state directory's, if it does."""
+    named = explicit is not None or bool(os.environ.get("RUNBOOK_TOKENS_FILE"))
+    path = tokens_file_path(explicit)
+    return path if named or path.is_file() else None
+
+
+def _known_teams(teams: tuple[str, ...]) -> None:
+    """Refuse a --team that owners.yaml of the catalog does not name."""
+    if not teams:
+        return
+    root = settings().runbooks_dir
+    try:
+        owners = load_catalog(root).owners
+    except RunbookError as e:
+        fail(f"cannot check --team against owners.yaml: {e} (give the catalog with --runbooks DIR)", 2)
+    if owners is None:
+        fail(f"cannot check --team: no readable owners.yaml in {root} (give the catalog with --runbooks)", 2)
+    unknown = sorted(set(teams) - set(owners.teams))
+    if unknown:
+        fail(f"unknown team {', '.join(repr(t) for t in unknown)}: owners.yaml in {root} has "
+             f"{', '.join(sorted(owners.teams))}", 2)
 
 
 @token.command("new")
 @click.argument("name")
-@click.option("--role", type=click.Choice([r.value for r in Role]), default="operator", show_default=True)
-@click.option("--team", "teams", multiple=True, help="A team the identity acts for (repeatable).")
-def token_new(name: str, role: str, teams: tuple[str, ...]) -> None:
-    """Make a token: prints the token once (give it to NAME) and the entry for the tokens file.
+@click.option("--role", type=click.Choice([r.value for r in Role]), default="operator", show_default=True,
+              help="viewer reads; operator also runs, approves and cancels its teams' runbooks; admin all.")
+@click.option("--team", "teams", multiple=True, metavar="TEAM",
+              help="A team of owners.yaml the identity acts for (repeatable).")
+@click.option("--replace", is_flag=True, help="NAME has a token already: give it a new one, ending the old.")
+@tokens_file_option
+def token_new(name: str, role: str, teams: tuple[str, ...], replace: bool, tokens_file: Path | None) -> None:
+    """Give NAME a new token: its hash goes into the tokens file (made if absent, mode 0600), the
+    token itself to standard output, once. Teams are checked against owners.yaml.
 
     \b
     Example:
-      runbook token new alice --team storage >> tokens.yaml
+      ALICE=$(runbook token new alice --team platform-ops)
+      runbook token new vic --role viewer > vic.token
+      runbook token new alice --team platform-ops --replace     # rotate: the old token stops working
     """
-    secret = new_token()
-    click.echo(f"# token for {name} (shown once, keep it secret): {secret}", err=True)
-    click.echo(f"  - name: {name}\n    sha256: {hash_token(secret)}\n    role: {role}\n"
-               f"    teams: [{', '.join(teams)}]")
+    if Role(role) is Role.OPERATOR and not teams:
+        fail("an operator acts for teams: give --team (repeatable), or --role viewer or admin", 2)
+    _known_teams(teams)
+    path = _file_to_write(tokens_file)
+    secret = add_token(path, name, Role(role), teams, replace=replace)
+    click.echo(f"{'replaced' if replace else 'added'} {name} ({role}"
+               + (f", teams {', '.join(teams)}" if teams else "") + f") in {path}; "
+               f"the token, shown once, is on standard output: give it to {name}", err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@tokens_file_option
+def token_list(tokens_file: Path | None) -> None:
+    """List the identities of the tokens file: name, role and teams (never a token).
+
+    \b
+    Example:
+      runbook token list
+    """
+    path = tokens_file_path(tokens_file)
+    if not path.is_file():
+        fail(f"no tokens file at {path}; `runbook token new NAME --team TEAM` makes one", 1)
+    tokens = Tokens.load(path)
+    print_table([("NAME", "ROLE", "TEAMS")] + [(who.name, who.role.value, ", ".join(sorted(who.teams)) or "-")
+                                              for _, who in tokens.entries])
+
+
+@token.command("revoke")
+@click.argument("name")
+@tokens_file_option
+def token_revoke(name: str, tokens_file: Path | None) -> None:
+    """Remove NAME's token from the tokens file (a running server keeps it until restarted).
+
+    \b
+    Example:
+      runbook token revoke alice
+    """
+    path = _file_to_write(tokens_file)
+    revoke_token(path, name)
+    click.echo(f"revoked {name} in {path}; restart `runbook serve` for it to take effect", err=True)
+
+
+def _file_to_write(explicit: Path | None) -> Path:
+    """The tokens file to change; the state directory is made when it is the default's."""
+    path = tokens_file_path(explicit)
+    if explicit is None and not os.environ.get("RUNBOOK_TOKENS_FILE"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -15,15 +15,23 @@ constant time against every entry, so the answer takes as long for a near miss a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
+import os
 import re
 import secrets
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from runner.errors import RunbookError, YamlError
+import yaml
+
+from runner.config import state_dir
+from runner.errors import RunbookError, UsageError, YamlError
 from runner.web.auth import AuthError, Headers
 from runner.yamlsource import read
 
@@ -128,6 +136,88 @@ class Tokens:
     def named(self, name: str) -> tuple[bytes, Identity] | None:
         """The token digest and identity called *name* (a session re-reads its rights with it)."""
         return next(((digest, who) for digest, who in self.entries if who.name == name), None)
+
+
+def tokens_file(explicit: Path | None = None) -> Path:
+    """The tokens file: *explicit* (--tokens-file), else $RUNBOOK_TOKENS_FILE, else tokens.yaml in the
+    state directory, beside the default store (``runbook token new`` writes there)."""
+    if explicit is not None:
+        return explicit
+    named = os.environ.get("RUNBOOK_TOKENS_FILE")
+    return Path(named) if named else state_dir() / "tokens.yaml"
+
+
+_HEADER = ("# Operator tokens of runbook-runner: the SHA-256 of each token, never the token itself.\n"
+           "# Written by `runbook token new` and `runbook token revoke`; `runbook serve` reads it at start.\n")
+
+
+@contextlib.contextmanager
+def _locked(file: Path) -> Iterator[list[dict[str, object]]]:
+    """The entries of *file* (none if it does not exist yet), rewritten atomically on exit.
+
+    One writer at a time (a lock on the directory); a file that does not read as a tokens file is
+    left alone and named in the error.
+    """
+    directory = file.parent
+    if not directory.is_dir():
+        raise UsageError(f"the directory of the tokens file {file} does not exist")
+    lock = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries: list[dict[str, object]] = []
+        mode = 0o600
+        if file.exists():
+            Tokens.load(file)  # refuse to rewrite a file we cannot read
+            entries = list(read(file).data["tokens"])
+            mode = file.stat().st_mode & 0o777
+        yield entries
+        text = _HEADER + yaml.safe_dump({"tokens": entries}, sort_keys=False, default_flow_style=None)
+        fd, temp = tempfile.mkstemp(prefix=f".{file.name}.", dir=directory)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, file)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    finally:
+        os.close(lock)
+
+
+def add_token(file: Path, name: str, role: Role, teams: tuple[str, ...], *, replace: bool = False) -> str:
+    """Give *name* a new token in *file* (created, mode 0600, when absent); return the token.
+
+    A name that has a token already is refused unless *replace*: then its old token stops working.
+    """
+    if not _NAME.match(name):
+        raise UsageError(f"token name {name!r}: letters, digits and ._@- (at most 128)")
+    token = new_token()
+    with _locked(file) as entries:
+        known = [i for i, e in enumerate(entries) if e.get("name") == name]
+        if known and not replace:
+            raise UsageError(f"{name} has a token in {file} already; --replace gives {name} a new one "
+                             "(the old one stops working)")
+        entry: dict[str, object] = {"name": name, "sha256": hash_token(token), "role": role.value,
+                                    "teams": list(teams)}
+        if known:
+            entries[known[0]] = entry
+        else:
+            entries.append(entry)
+    return token
+
+
+def revoke_token(file: Path, name: str) -> None:
+    """Remove *name*'s token from *file*; UsageError if it has none."""
+    if not file.exists():
+        raise UsageError(f"no tokens file at {file}")
+    with _locked(file) as entries:
+        kept = [e for e in entries if e.get("name") != name]
+        if len(kept) == len(entries):
+            raise UsageError(f"{name} has no token in {file}")
+        entries[:] = kept
 
 
 def load_tokens(file: Path | None) -> Tokens | None:

@@ -42,7 +42,8 @@ def postgresql_admin() -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def sqlite_store_url(tmp_path: Path) -> str:
-    """A store URL for a SQLite file (in a directory that does not exist yet)."""
+    """A store URL for a SQLite file that does not exist yet (in a directory that does)."""
+    (tmp_path / "state").mkdir(exist_ok=True)
     return f"sqlite:///{tmp_path / 'state' / 'runs.db'}"
 
 

@@ -39,6 +39,8 @@ def test_a_sqlite_store_on_a_network_filesystem_is_refused(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     mounts = tmp_path / "mounts"
     state = (tmp_path / "state").resolve()
+    state.mkdir()
+    (tmp_path / "local").mkdir()
     mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\nnas:/ops {state} nfs4 rw 0 0\n")
     monkeypatch.setattr(engine, "MOUNTS", mounts)
     with pytest.raises(StoreError) as refused:

@@ -485,10 +485,15 @@ def test_sqlite_connection_settings(sqlite_store_url: str) -> None:
         engine.dispose()
 
 
-def test_sqlite_parent_directories_are_created(sqlite_store_url: str) -> None:
-    path = Path(str(parse_url(sqlite_store_url).database))
-    assert not path.parent.exists()
-    with Store(sqlite_store_url) as store:
+def test_a_sqlite_file_is_created_in_its_directory_but_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    """A typo in --db must fail, not start an empty store in a directory nobody meant."""
+    missing = tmp_path / "no-such-dir" / "runs.db"
+    with pytest.raises(StoreError) as refused:
+        Store(f"sqlite:///{missing}")
+    assert str(refused.value).startswith(f"the directory of the SQLite store {missing} does not exist")
+    assert not missing.parent.exists()
+    path = tmp_path / "runs.db"
+    with Store(f"sqlite:///{path}") as store:
         store.create_run(run("run-0001"))
     assert path.is_file()
 
