@@ -302,7 +302,8 @@ def _append(before: str, text: str) -> str:
     return tail(f"{before}\n{text}" if before else text)
 
 
-def _status(runner_status: str, steps: list[StepRecord], n_steps: int) -> tuple[RunStatus, str]:
+def _status(runner_status: str, steps: list[StepRecord], n_steps: int, *, n_verify: int,
+            dry_run: bool) -> tuple[RunStatus, str]:
     bad = (StepStatus.FAILED, StepStatus.TIMED_OUT, StepStatus.UNREACHABLE)
     if runner_status == "timeout":
         return RunStatus.TIMED_OUT, "the run exceeded authority.timeout"
@@ -317,7 +318,11 @@ def _status(runner_status: str, steps: list[StepRecord], n_steps: int) -> tuple[
         return status, f"{what} '{first.name}' {first.status.value} on {first.host}{detail}"
     if runner_status != "successful":
         return RunStatus.FAILED, f"ansible-runner ended with status {runner_status}"
-    return RunStatus.SUCCEEDED, "all steps and verify checks passed"
+    if dry_run:  # verify steps did not run: a dry run changes nothing for them to check
+        return RunStatus.SUCCEEDED, "dry run: all steps passed in check mode; verify checks not run"
+    if n_verify:
+        return RunStatus.SUCCEEDED, "all steps and verify checks passed"
+    return RunStatus.SUCCEEDED, "all steps passed (the runbook has no verify checks)"
 
 
 def _enqueue(events: queue.Queue[Any]) -> Callable[[dict[str, Any]], bool]:
@@ -378,7 +383,8 @@ def execute(
         thread.join()
         steps = recorder.close(RunStatus.TIMED_OUT if runner.status == "timeout" else
                                RunStatus.CANCELED if runner.status == "canceled" else RunStatus.FAILED)
-        status, message = _status(str(runner.status), steps, len(plan.runbook.steps))
+        status, message = _status(str(runner.status), steps, len(plan.runbook.steps),
+                                  n_verify=len(plan.runbook.verify), dry_run=plan.dry_run)
         message = recorder.scrub(message)
         if status in (RunStatus.TIMED_OUT, RunStatus.CANCELED):
             reaper.reap(MARKER_VAR, marker)

@@ -215,3 +215,13 @@ class Incident:
 def incident_as_data(incident: Incident) -> dict[str, Any]:
     """An incident as JSON-ready data."""
     return asdict(incident)
+
+
+def json_default(value: object) -> object:
+    """What ``json.dumps`` cannot: times as RFC 3339 (``2026-12-02T03:00:00+00:00``), the rest as text.
+
+    The API and ``-o json`` of the CLI both use it, so a time reads the same in either.
+    """
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

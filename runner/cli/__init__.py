@@ -18,6 +18,7 @@ import click
 from runner.catalog import Catalog, load_catalog
 from runner.config import Settings, default_db_url, state_dir
 from runner.errors import RunbookError, StoreError, UsageError
+from runner.records import json_default
 from runner.store import Store
 from runner.store.engine import sqlite_url
 
@@ -84,7 +85,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def emit_json(data: object) -> None:
     """Print *data* as indented JSON."""
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(json.dumps(data, indent=2, default=json_default))
 
 
 def open_catalog(path: Path, strict: bool = True) -> Catalog:

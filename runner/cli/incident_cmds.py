@@ -47,7 +47,13 @@ def incidents(ctx: click.Context, status: str | None, team: str | None, since: s
 @click.argument("incident_id")
 @output_option
 def incidents_show(incident_id: str, output: str) -> None:
-    """One incident: owner, alerts, runs and timeline."""
+    """One incident: owner, alerts, runs and timeline (an id's first characters are enough).
+
+    \b
+    Example:
+      runbook incidents show 7be1c2
+      runbook incidents show 7be1c2 -o json
+    """
     with open_store() as store:
         incident = store.get_incident(incident_id)
     if incident is None:
@@ -70,7 +76,7 @@ def incidents_show(incident_id: str, output: str) -> None:
     print_table([(e.at.isoformat(timespec="seconds"), e.event, e.detail) for e in incident.timeline], "  ")
 
 
-def _act(action: str, incident_id: str, reason: str = "") -> None:
+def _act(action: str, incident_id: str, output: str, reason: str = "") -> None:
     try:
         with open_store() as store:
             if action == "ack":
@@ -81,29 +87,35 @@ def _act(action: str, incident_id: str, reason: str = "") -> None:
         fail(str(e), 2)
     except ConflictError as e:
         fail(str(e))
-    click.echo(f"incident {incident.id}: {incident.status.value}")
+    if output == "json":
+        emit_json(incident_as_data(incident))
+    else:
+        click.echo(f"incident {incident.id}: {incident.status.value}")
 
 
 @main.command()
 @click.argument("incident_id")
-def ack(incident_id: str) -> None:
+@output_option
+def ack(incident_id: str, output: str) -> None:
     """Acknowledge an open incident, as $RUNBOOK_OPERATOR (or your login name).
 
     \b
     Example:
       runbook ack 7be1c2
+      runbook ack 7be1c2 -o json
     """
-    _act("ack", incident_id)
+    _act("ack", incident_id, output)
 
 
 @main.command()
 @click.argument("incident_id")
 @click.option("--reason", default="", help="How it was resolved, for the record.")
-def resolve(incident_id: str, reason: str) -> None:
+@output_option
+def resolve(incident_id: str, reason: str, output: str) -> None:
     """Resolve an incident by hand.
 
     \b
     Example:
       runbook resolve 7be1c2 --reason "disk replaced"
     """
-    _act("resolve", incident_id, reason)
+    _act("resolve", incident_id, output, reason)

@@ -19,6 +19,15 @@ log = logging.getLogger("runner.store.migrate")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 LOCK_TIMEOUT_S = 10.0  # PostgreSQL: how long a migration waits for a table lock before it gives up
 
+
+def _not_context_chatter(record: logging.LogRecord) -> bool:
+    """Alembic says which dialect it uses each time it reads the schema's revision (every /readyz
+    probe); keep what it says about migrations it runs, drop that."""
+    return not str(record.msg).startswith(("Context impl ", "Will assume "))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_not_context_chatter)
+
 # Alembic's command API works through module-level proxies (alembic.context, alembic.op):
 # one migration at a time per process. Other processes are held off by env.py's database lock.
 _ALEMBIC_LOCK = threading.Lock()

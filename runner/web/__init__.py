@@ -29,6 +29,7 @@ from runner.errors import (
     StoreError,
     UsageError,
 )
+from runner.records import json_default
 from runner.service import CatalogHolder
 
 if TYPE_CHECKING:  # the module imports this one: only for the annotation
@@ -69,7 +70,7 @@ class _JSON(DefaultJSONProvider):
     @staticmethod
     def default(o: Any) -> Any:
         if isinstance(o, datetime):
-            return o.isoformat()
+            return json_default(o)
         return DefaultJSONProvider.default(o)
 
 

@@ -148,7 +148,7 @@ def tokens_file(explicit: Path | None = None) -> Path:
 
 
 _HEADER = ("# Operator tokens of runbook-runner: the SHA-256 of each token, never the token itself.\n"
-           "# Written by `runbook token new` and `runbook token revoke`; `runbook serve` reads it at start.\n")
+           "# Written by `runbook token new` and `runbook token revoke`; `runbook serve` reads it.\n")
 
 
 @contextlib.contextmanager

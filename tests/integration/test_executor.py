@@ -80,6 +80,7 @@ def test_success_removes_old_logs_and_verify_checks_it(tmp_path: Path) -> None:
         on_step=lambda s: seen.append((s.index, s.status)),
     )
     assert out.status is RunStatus.SUCCEEDED, out.message
+    assert out.message == "all steps and verify checks passed"
     assert not any(f.exists() for f in old) and fresh.exists()
     assert [(s.kind, s.name, s.status) for s in out.steps] == [
         ("step", "Find rotated logs older than max_age_days", StepStatus.OK),
@@ -108,6 +109,8 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert out.status is RunStatus.SUCCEEDED, out.message
     assert old.exists()
     assert [s.kind for s in out.steps] == ["step", "step"]  # verify has nothing to check
+    # and the record does not claim it checked anything
+    assert out.message == "dry run: all steps passed in check mode; verify checks not run"
 
 
 def test_failing_step_is_recorded_and_stops_the_run(tmp_path: Path) -> None:
@@ -210,6 +213,7 @@ def test_retry_then_success(make_catalog, tmp_path: Path) -> None:  # type: igno
     root = custom(make_catalog, "flaky", steps, params="  counter: {type: string}\n")
     out = execute(plan_for(root, "flaky", {"host": "web-1", "counter": str(counter)}))
     assert out.status is RunStatus.SUCCEEDED, out.message
+    assert out.message == "all steps passed (the runbook has no verify checks)"
     assert counter.read_text() == "2"
     assert out.steps[0].retries == 1
 
