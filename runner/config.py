@@ -33,5 +33,12 @@ class Settings:
         """Options win over environment variables, which win over defaults."""
         return cls(
             runbooks_dir=runbooks_dir or Path(os.environ.get("RUNBOOK_RUNBOOKS_DIR", "runbooks")),
-            db_url=db_url or os.environ.get("RUNBOOK_DB_URL") or default_db_url(),
+            db_url=store_url(db_url or os.environ.get("RUNBOOK_DB_URL") or default_db_url()),
         )
+
+
+def store_url(text: str) -> str:
+    """*text* as a store URL: a plain file name, as people type it, is a SQLite file."""
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().resolve()}"

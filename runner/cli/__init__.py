@@ -16,11 +16,10 @@ from typing import Any, NoReturn
 import click
 
 from runner.catalog import Catalog, load_catalog
-from runner.config import Settings, default_db_url, state_dir
+from runner.config import Settings, default_db_url, state_dir, store_url
 from runner.errors import RunbookError, StoreError, UsageError
 from runner.records import json_default
 from runner.store import Store
-from runner.store.engine import sqlite_url
 
 RUNBOOKS_HELP = ("The runbooks catalog, a directory (usually a git checkout). Default ./runbooks; "
                  "env RUNBOOK_RUNBOOKS_DIR.")
@@ -34,7 +33,10 @@ def _override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if value is not None and param.name:
         root = ctx.find_root()
         base = root.obj if isinstance(root.obj, Settings) else Settings.load()
-        root.obj = replace(base, **{param.name: value})
+        if param.name == "db_url":
+            root.obj = replace(base, db_url=store_url(value))
+        else:
+            root.obj = replace(base, runbooks_dir=value)
     return value
 
 
@@ -124,8 +126,6 @@ def open_store() -> Store:
         except OSError as e:
             raise StoreError(f"cannot create the state directory {state_dir()}: {e.strerror} "
                              "(set RUNBOOK_STATE_DIR to a writable directory)") from e
-    elif "://" not in url:  # a plain file name: a SQLite file, as people type it
-        url = sqlite_url(Path(url).expanduser().resolve())
     try:
         return Store(url)
     except StoreError as e:  # the URL itself is wrong (nothing is connected yet): bad usage
@@ -161,4 +161,11 @@ def main(ctx: click.Context, runbooks_dir: Path | None, db_url: str | None) -> N
     ctx.obj = Settings.load(runbooks_dir, db_url)
 
 
-from runner.cli import catalog_cmds, incident_cmds, report_cmds, run_cmds, serve_cmds  # noqa: E402,F401  (registers the commands)
+from runner.cli import (  # noqa: E402,F401  (registers the commands)
+    catalog_cmds,
+    config_cmds,
+    incident_cmds,
+    report_cmds,
+    run_cmds,
+    serve_cmds,
+)
