@@ -1,6 +1,7 @@
 # The two commands of the README:
-#   make run    install into .venv; validate, test and list runbooks/; dry-run one runbook,
-#               recorded in the default SQLite store; then serve, post an alert, follow its run
+#   make run    install into .venv; validate, test and list runbooks/; dry-run a runbook; then
+#               start a server, post an alert, follow the run it starts, resolve the alert
+#               (docs/examples/first-run.sh; recorded in SQLite in the state directory)
 #   make test   lint (ruff), type-check (mypy runner/) and run the test suite (pytest)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -30,13 +31,7 @@ $(BIN)/runbook: pyproject.toml $(LOCK) | python-version
 install: $(BIN)/runbook
 
 run: install
-	$(BIN)/runbook validate --check-codeowners runbooks/
-	$(BIN)/runbook test runbooks/
-	$(BIN)/runbook list
-	$(BIN)/runbook db upgrade
-	$(BIN)/runbook run disk-full-cleanup --param host=web-1 --param log_dir=/tmp/runbook-runner-demo --env staging --dry-run --yes
-	$(BIN)/runbook runs --limit 5
-	RUNBOOK=$(BIN)/runbook bash docs/examples/alert-to-run.sh
+	RUNBOOK=$(BIN)/runbook bash docs/examples/first-run.sh
 
 test: install
 	$(BIN)/ruff check runner tests bench docs

@@ -74,6 +74,7 @@ class Request:
     environment: str | None = None
     dry_run: bool = False
     now: datetime | None = None
+    ask_approval: bool = False  # the requester wants a second person to approve, whatever authority says
 
 
 @dataclass
@@ -142,6 +143,9 @@ def prepare(catalog: Catalog, request: Request, revision: GitRevision | None = N
     env = _environment(runbook, catalog, request)
     now = request.now or datetime.now(UTC)
     decision = decide_in(catalog, runbook, params, env, now)
+    if request.ask_approval and decision.verdict is Verdict.ALLOWED:  # stricter only, never looser
+        decision = replace(decision, verdict=Verdict.AWAITING_APPROVAL,
+                           reason=f"approval asked for by {request.trigger.actor}")
     status = _STATUS_OF[decision.verdict]
     run_id = uuid.uuid4().hex
     record = RunRecord(

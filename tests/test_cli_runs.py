@@ -258,3 +258,28 @@ def test_incidents_ack_and_resolve_from_the_cli(cli, tmp_path: Path) -> None:  #
     assert (shown["acknowledged_by"], shown["resolution"]) == ("carol", "by hand, by carol: fixed by hand")
     assert [e["event"] for e in shown["timeline"]] == ["opened", "owner_assigned", "acknowledged", "resolved"]
     assert cli("ack", "ffffffffffff").returncode == 2
+
+
+def test_a_requester_may_ask_for_approval_where_authority_would_not(  # type: ignore[no-untyped-def]
+        cli, make_catalog, tmp_path: Path) -> None:
+    from tests.integration.test_service import TOUCH, runbook
+
+    root = make_catalog({"touch.yaml": runbook("touch", "payments-dev", "TouchMe", TOUCH)})  # approval: none
+    base = ("--runbooks", str(root), "run", "touch", "-p", "host=web-1", "-p", f"dir={tmp_path}",
+            "--env", "staging")
+    proc = cli(*base, "--ask-approval", "-o", "json")
+    assert proc.returncode == 0, proc.stderr  # waiting is what was asked for: not a failure
+    asked = json.loads(proc.stdout)
+    assert (asked["status"], asked["reason"]) == ("awaiting_approval", "approval asked for by carol")
+    assert not (tmp_path / "touched").exists()  # nothing ran
+
+    # -q: ids alone, newest first, for $(...) in scripts
+    listed = cli("runs", "-q", "--status", "awaiting_approval")
+    assert listed.returncode == 0 and listed.stdout.splitlines() == [asked["id"]]
+    proc = cli("--runbooks", str(root), "approve", asked["id"])
+    assert proc.returncode == 2 and "four eyes" in proc.stderr  # carol may not approve her own
+
+    # asking never makes a refused run wait: a host outside the inventory stays rejected
+    proc = cli("--runbooks", str(root), "run", "touch", "-p", "host=nowhere", "-p", f"dir={tmp_path}",
+               "--env", "staging", "--ask-approval", "-o", "json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["status"] == "rejected"

@@ -19,10 +19,11 @@ def _when(incident: Incident) -> str:
 @click.option("--team", help="Only incidents this team owns.")
 @click.option("--since", help="Only incidents opened since: a duration (1h, 2d) or an RFC 3339 time.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the incidents' ids, one a line (for scripts).")
 @output_option
 @click.pass_context
 def incidents(ctx: click.Context, status: str | None, team: str | None, since: str | None, limit: int,
-              output: str) -> None:
+              quiet: bool, output: str) -> None:
     """List incidents newest first, each with its owner team and owner.
 
     \b
@@ -34,6 +35,10 @@ def incidents(ctx: click.Context, status: str | None, team: str | None, since: s
         return
     with open_store() as store:
         found = store.list_incidents(status=status, team=team, since=parse_since(since), limit=limit)
+    if quiet:
+        for i in found:
+            click.echo(i.id)
+        return
     if output == "json":
         emit_json([incident_as_data(i) for i in found])
         return

@@ -97,10 +97,13 @@ def print_record(record: RunRecord, with_output: bool = False) -> None:
               help="Take params and environment from this alert (JSON or YAML).")
 @click.option("--env", "environment", help="The environment to act in (default: the alert's label).")
 @click.option("--dry-run", is_flag=True, help="Ansible check mode with diff: change nothing.")
+@click.option("--ask-approval", is_flag=True,
+              help="Record the run awaiting approval by another person (four eyes) even where authority "
+                   "would let it run; a worker executes it once approved.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @output_option
 def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, environment: str | None,
-        dry_run: bool, yes: bool, output: str) -> None:
+        dry_run: bool, ask_approval: bool, yes: bool, output: str) -> None:
     """Run a runbook by hand, within its authority, and record every step.
 
     Shows the plan (hosts, steps, verdict) and asks before running when on a terminal.
@@ -109,13 +112,14 @@ def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, enviro
     \b
     Example:
       runbook run disk-full-cleanup --param host=web-1 --param log_dir=/var/log/app --env prod
-      runbook run rotate-oversized-file --alert alert.json --dry-run --yes
+      runbook run rotate-oversized-file --alert docs/examples/file-too-large.json --dry-run --yes
+      runbook run disk-full-cleanup --param host=web-2 --env prod --ask-approval
     """
     catalog = open_catalog(settings().runbooks_dir)
     alert = _read_alert(alert_file) if alert_file else None
     actor = operator_name()
     request = Request(name, trigger=_trigger(actor, alert), params=_parse_params(param_pairs),
-                      alert=alert, environment=environment, dry_run=dry_run)
+                      alert=alert, environment=environment, dry_run=dry_run, ask_approval=ask_approval)
     try:
         prepared = prepare(catalog, request)
     except ParamError as e:
@@ -141,12 +145,16 @@ def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, enviro
         # The history limits are decided as the run is stored: it may be rejected only now.
         stored = store.enqueue(candidate(catalog, prepared), lease=heartbeat.lease if prepared.plan else None)
         if stored.status is not RunStatus.RUNNING:
+            asked = ask_approval and stored.status is RunStatus.AWAITING_APPROVAL
             if text:
                 reason = f": {stored.reason}" if stored.status is not prepared.record.status else ""
                 click.echo(f"run {stored.id} recorded as {stored.status.value}{reason}")
+                if stored.status is RunStatus.AWAITING_APPROVAL:
+                    click.echo(f"another person approves it (`runbook approve {stored.id[:12]}`); then a "
+                               "worker (runbook serve or runbook worker) executes it", err=True)
             else:
                 emit_json(record_as_data(stored))
-            raise SystemExit(1)
+            raise SystemExit(0 if asked else 1)
 
         def progress(step: StepRecord) -> None:
             if text:
@@ -187,21 +195,27 @@ def parse_since(text: str | None) -> datetime | None:
               help="Only runs in this status.")
 @click.option("--since", help="Only runs created since: a duration (1h, 2d) or an RFC 3339 time.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the runs' ids, one a line (for scripts).")
 @output_option
 @click.pass_context
 def runs(ctx: click.Context, runbook_name: str | None, status: str | None, since: str | None, limit: int,
-         output: str) -> None:
+         quiet: bool, output: str) -> None:
     """List recent runs, newest first; `runs show ID` shows one with its steps' output.
 
     \b
     Example:
       runbook runs --runbook disk-full-cleanup --since 1d
       runbook runs show 3f2a9c
+      runbook runs show $(runbook runs -q --limit 1)     # the newest run
     """
     if ctx.invoked_subcommand is not None:
         return
     with open_store() as store:
         records = store.list_runs(runbook=runbook_name, status=status, since=parse_since(since), limit=limit)
+    if quiet:
+        for r in records:
+            click.echo(r.id)
+        return
     if output == "json":
         emit_json([record_as_data(r) for r in records])
         return
@@ -215,13 +229,16 @@ def runs(ctx: click.Context, runbook_name: str | None, status: str | None, since
 
 @runs.command("show")
 @click.argument("run_id")
+@click.option("--output-tails/--no-output", "with_output", default=True,
+              help="Print each step's output tail (--no-output: the step table and timeline only).")
 @output_option
-def runs_show(run_id: str, output: str) -> None:
+def runs_show(run_id: str, with_output: bool, output: str) -> None:
     """Show one run: verdict, every step with status and output tail, and the timeline.
 
     \b
     Example:
       runbook runs show 3f2a9c
+      runbook runs show 3f2a9c --no-output
     """
     with open_store() as store:
         record = store.get_run(run_id)
@@ -230,7 +247,7 @@ def runs_show(run_id: str, output: str) -> None:
     if output == "json":
         emit_json(record_as_data(record))
     else:
-        print_record(record, with_output=True)
+        print_record(record, with_output=with_output)
 
 
 def operator_name() -> str:

@@ -113,18 +113,20 @@ def show_runbook(name: str) -> ResponseReturnValue:
 
 @blueprint.post("/runbooks/<name>/runs")
 def start_run(name: str) -> ResponseReturnValue:
-    """A manual run: ``{"params": {...}, "environment": "prod", "dry_run": false}``."""
+    """A manual run: ``{"params": {...}, "environment": "prod", "dry_run": false, "ask_approval": false}``."""
     who = identity()
     state = runtime()
     active = state.holder.active
     runbook = runbook_named(active.catalog, name)
     body = _body()
-    unknown = sorted(set(body) - {"params", "environment", "dry_run"})
+    fields = ("params", "environment", "dry_run", "ask_approval")
+    unknown = sorted(set(body) - set(fields))
     if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r} (params, environment, dry_run)")
+        raise BadRequest(f"unknown field {unknown[0]!r} ({', '.join(fields)})")
     params = _field(body, "params", dict, {})
     environment = _field(body, "environment", str, None)
     dry_run = _field(body, "dry_run", bool, False)
+    ask_approval = _field(body, "ask_approval", bool, False)
     trigger = Trigger("manual", who.name)
     try:
         _may_act(who, runbook, "run")
@@ -133,7 +135,8 @@ def start_run(name: str) -> ResponseReturnValue:
         record = state.store.enqueue(Candidate(attempt))
         state.metrics.run_created(record)
         raise
-    request_ = Request(name, trigger, params=params, environment=environment, dry_run=dry_run)
+    request_ = Request(name, trigger, params=params, environment=environment, dry_run=dry_run,
+                       ask_approval=ask_approval)
     prepared = prepare(active.catalog, request_, revision=active.revision)
     record = state.store.enqueue(candidate(active.catalog, prepared))
     state.metrics.run_created(record)

@@ -323,6 +323,23 @@ def test_four_eyes_approval_then_the_worker_runs_it(service: Service, tmp_path: 
     assert rejected["reason"] == "rejected by root: not during the freeze"
 
 
+def test_a_manual_run_may_ask_for_approval_and_waits_for_another_person(service: Service,
+                                                                          tmp_path: Path) -> None:
+    service.pool.start()
+    body = {"params": {"host": "web-1", "dir": str(tmp_path)}, "environment": "staging", "ask_approval": True}
+    status, run = service.call("POST", "/api/v1/runbooks/touch/runs", "alice", body)  # touch: approval none
+    assert status == 201 and (run["status"], run["reason"]) == ("awaiting_approval",
+                                                                "approval asked for by alice")
+    assert not (tmp_path / "touched").exists()
+    status, answer = service.call("POST", f"/api/v1/runs/{run['id']}/approve", "alice")
+    assert status == 403 and answer["error"].startswith("four eyes: alice requested run")
+    assert service.call("POST", f"/api/v1/runs/{run['id']}/approve", "bob")[0] == 200
+    final = service.finished(run["id"])
+    assert final["status"] == "succeeded" and (tmp_path / "touched").exists()
+    status, answer = service.call("POST", "/api/v1/runbooks/touch/runs", "alice", {**body, "ask_approval": "yes"})
+    assert status == 400 and "ask_approval" in answer["error"]
+
+
 def test_cancel_a_queued_run_and_a_running_one(service: Service, tmp_path: Path) -> None:
     queued = service.alert("TouchMe", "web-1:9100", tmp_path)["run"]
     status, run = service.call("POST", f"/api/v1/runs/{queued['id']}/cancel", "bob")
