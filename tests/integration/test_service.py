@@ -336,7 +336,8 @@ def test_a_manual_run_may_ask_for_approval_and_waits_for_another_person(service:
     assert service.call("POST", f"/api/v1/runs/{run['id']}/approve", "bob")[0] == 200
     final = service.finished(run["id"])
     assert final["status"] == "succeeded" and (tmp_path / "touched").exists()
-    status, answer = service.call("POST", "/api/v1/runbooks/touch/runs", "alice", {**body, "ask_approval": "yes"})
+    bad = {**body, "ask_approval": "yes"}
+    status, answer = service.call("POST", "/api/v1/runbooks/touch/runs", "alice", bad)
     assert status == 400 and "ask_approval" in answer["error"]
 
 
