@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from runner.errors import (
 from runner.records import RunRecord, RunStatus, StepRecord, Trigger, record_as_data
 from runner.runs import Heartbeat, Request, candidate, carry_out, new_lease, prepare, worker_id
 from runner.store import Store
+
+WAIT_POLL = 0.2  # seconds between looks at a run `runs show --wait` waits for
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -231,23 +234,32 @@ def runs(ctx: click.Context, runbook_name: str | None, status: str | None, since
 @click.argument("run_id")
 @click.option("--output-tails/--no-output", "with_output", default=True,
               help="Print each step's output tail (--no-output: the step table and timeline only).")
+@click.option("--wait", is_flag=True,
+              help="While the run is queued or running, wait for it to end; then exit 0 if it succeeded, "
+                   "1 if not.")
 @output_option
-def runs_show(run_id: str, with_output: bool, output: str) -> None:
+def runs_show(run_id: str, with_output: bool, wait: bool, output: str) -> None:
     """Show one run: verdict, every step with status and output tail, and the timeline.
 
     \b
     Example:
       runbook runs show 3f2a9c
       runbook runs show 3f2a9c --no-output
+      runbook runs show $(runbook runs -q --limit 1) --wait     # the newest, once it has ended
     """
     with open_store() as store:
         record = store.get_run(run_id)
+        while wait and record is not None and record.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            time.sleep(WAIT_POLL)
+            record = store.get_run(record.id)
     if record is None:
         fail(f"no run {run_id!r}", 2)
     if output == "json":
         emit_json(record_as_data(record))
     else:
         print_record(record, with_output=with_output)
+    if wait and record.status is not RunStatus.SUCCEEDED:
+        raise SystemExit(1)
 
 
 def operator_name() -> str:
