@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from tests.conftest import CATALOG, ROOT
@@ -70,14 +71,43 @@ def assert_no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
 
 
-COMMANDS = ["validate", "test", "route", "list", "show", "codeowners"]
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every command and group under *group*, e.g. ("runs", "show")."""
+    found = []
+    for name, command in sorted(group.commands.items()):
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+    return found
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_documents_an_example(command: str) -> None:
-    proc = runbook(command, "--help")
-    assert proc.returncode == 0
-    assert "Example:" in proc.stdout and f"runbook {command}" in proc.stdout
+def _all_commands() -> list[tuple[str, ...]]:
+    from runner.cli import main
+
+    return _commands(main)
+
+
+def test_the_command_tree_is_what_the_docs_know() -> None:
+    """A new command joins the help test by itself; this pins a few, so the walk cannot come back empty."""
+    paths = _all_commands()
+    assert {("validate",), ("serve",), ("runs", "show"), ("token", "new"), ("db", "upgrade"),
+            ("config",)} <= set(paths) and len(paths) >= 25
+
+
+@pytest.mark.parametrize("path", _all_commands(), ids=" ".join)
+def test_every_command_documents_an_example_and_where_it_reads_and_writes(path: tuple[str, ...]) -> None:
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    result = CliRunner().invoke(main, [*path, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output, f"runbook {' '.join(path)} --help shows no example"
+    example = result.output.split("Example:", 1)[1]
+    assert f"runbook {' '.join(path)}" in example or f"runbook {path[0]}" in example
+    for option, variable in (("--db URL", "RUNBOOK_DB_URL"), ("--runbooks DIR", "RUNBOOK_RUNBOOKS_DIR")):
+        assert option in result.output and variable in result.output, (path, option)
+    assert "RUNBOOK_STATE_DIR" in result.output
 
 
 def test_validate_the_repository_catalog() -> None:

@@ -17,7 +17,7 @@ import click
 
 from runner.catalog import Catalog, load_catalog
 from runner.config import Settings, default_db_url, state_dir, store_url
-from runner.errors import RunbookError, StoreError, UsageError
+from runner.errors import NotFoundError, RunbookError, StoreError, UsageError
 from runner.records import json_default
 from runner.store import Store
 
@@ -67,7 +67,7 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UsageError as e:
+        except (UsageError, NotFoundError) as e:  # the command named what is not there: bad usage
             fail(str(e), 2)
         except RunbookError as e:
             fail(str(e))
