@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -252,8 +253,13 @@ def test_incidents_ack_and_resolve_from_the_cli(cli, tmp_path: Path) -> None:  #
     proc = cli("ack", incident_id[:8])
     assert proc.returncode == 0 and proc.stdout.strip() == f"incident {incident_id}: acknowledged"
     assert cli("ack", incident_id).returncode == 1
-    proc = cli("resolve", incident_id, "--reason", "fixed by hand")
-    assert proc.returncode == 0 and proc.stdout.strip() == f"incident {incident_id}: resolved"
+    proc = cli("resolve", incident_id, "--reason", "fixed by hand", "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    resolved = json.loads(proc.stdout)
+    assert (resolved["id"], resolved["status"]) == (incident_id, "resolved")
+    # times as the API writes them: RFC 3339, a T between date and time
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", resolved["resolved_at"])
+    assert cli("incidents", "-q").stdout.split() == [incident_id]
     shown = json.loads(cli("incidents", "show", incident_id, "-o", "json").stdout)
     assert (shown["acknowledged_by"], shown["resolution"]) == ("carol", "by hand, by carol: fixed by hand")
     assert [e["event"] for e in shown["timeline"]] == ["opened", "owner_assigned", "acknowledged", "resolved"]
