@@ -129,7 +129,8 @@ def open_store() -> Store:
     try:
         return Store(url)
     except StoreError as e:  # the URL itself is wrong (nothing is connected yet): bad usage
-        raise UsageError(f"{e} (from --db or RUNBOOK_DB_URL)") from e
+        raise UsageError(f"{e} (the store named by --db or RUNBOOK_DB_URL; without either, the "
+                         "default is in the state directory)") from e
 
 
 output_option = click.option(

@@ -44,10 +44,7 @@ def _logging() -> None:
 
 
 def _open() -> tuple[Store, CatalogHolder]:
-    """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads.
-
-    Notification channels that cannot send from here are logged once, as a warning.
-    """
+    """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads."""
     try:
         store = open_store()
         store.upgrade()
@@ -57,7 +54,6 @@ def _open() -> tuple[Store, CatalogHolder]:
     result = holder.reload()
     if not result.ok:
         fail(f"runbooks not loaded: {result.error}", 2)
-    report_channels(holder)  # one warning now, and after a reload that changes it; not per message
     return store, holder
 
 
@@ -183,6 +179,8 @@ def serve(host: str, port: int, threads: int, workers: int,
     if pool is not None:
         state.on_queued.append(pool.notify)
     escalator = Escalator(store, lambda: holder.active) if workers else None
+    if escalator is not None:  # the process that sends says which channels cannot: once, not per message
+        report_channels(holder)
     server = _listen(app, host, port, threads)
     stop = threading.Event()
     _on_signals(stop, holder)
@@ -230,6 +228,7 @@ def worker(workers: int, grace: float, listen: bool,
     store, holder = _open()
     pool = _pool(store, holder, size=workers, grace=grace, listen=listen, poll=poll, lease=lease)
     escalator = Escalator(store, lambda: holder.active)
+    report_channels(holder)  # once now, and after a reload that changes it; not per message
     stop = threading.Event()
     _on_signals(stop, holder)
     pool.start()

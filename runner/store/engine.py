@@ -131,7 +131,7 @@ def _sqlite_engine(url: URL, pool: dict[str, int]) -> Engine:
         directory = Path(database).parent
         if not directory.is_dir():  # a typo in --db must not start an empty store somewhere else
             raise StoreError(f"the directory of the SQLite store {database} does not exist: create it, "
-                             "or leave --db and RUNBOOK_DB_URL unset for the default in the state directory")
+                             "or name a file in a directory that does")
         check_local(directory)
     engine = sa.create_engine(url, **pool)
     sa.event.listen(engine, "connect", _on_sqlite_connect)

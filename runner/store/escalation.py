@@ -4,11 +4,12 @@ An incident carries its owner team's escalation policy as it was when the incide
 (``incidents.policy``): levels (``after`` seconds from the start, ``notify`` targets, an
 optional ``handoff`` team with its first targets), ``repeat`` and the ``updates`` channel.
 An escalation starts when automation cannot fix the incident (a run failed, timed out, was
-interrupted or rejected; a run awaits approval; no runbook matches a severe alert); each due
-level is claimed by compare-and-set, so with several workers it fires once; acknowledging or
-resolving the incident stops it. Every message goes through the outbox: ``pending`` until it
-is ``sent``, ``dead`` (undeliverable, with the reason) or ``skipped`` (its channel is not
-configured in the sending process, with the variables to set).
+interrupted or rejected; a run awaits approval; no runbook matches a severe alert; the alert
+still fires after a fix succeeded: the fix did not hold); each due level is claimed by
+compare-and-set, so with several workers it fires once; acknowledging or resolving the incident
+stops it. Every message goes through the outbox: ``pending`` until it is ``sent``, ``dead``
+(undeliverable, with the reason) or ``skipped`` (its channel is not configured in the sending
+process, with the variables to set).
 """
 
 from __future__ import annotations

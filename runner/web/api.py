@@ -1,6 +1,6 @@
 """The operator API: runbooks, runs, manual runs, approvals, cancels and reload.
 
-Every endpoint needs a bearer token from ``RUNBOOK_TOKENS_FILE`` (see runner.web.tokens).
+Every endpoint needs a bearer token of the tokens file (``runbook token new``; see runner.web.tokens).
 Viewers read; operators act on the runbooks of their teams; admins act on all and reload.
 A forbidden manual run is recorded as a rejected run, so the attempt is on the record.
 """
@@ -39,7 +39,8 @@ def identity() -> Identity:
     if tokens is None:
         if state.auth.insecure and not state.auth.configured:
             return LOCAL_ADMIN
-        raise Unauthorized("the operator API is off: set RUNBOOK_TOKENS_FILE", www_authenticate=None)
+        raise Unauthorized("the operator API is off: the server has no tokens file "
+                           "(`runbook token new` makes one; restart the server)", www_authenticate=None)
     try:
         return tokens.identify(request.headers)
     except AuthError as e:

@@ -137,7 +137,7 @@ def test_sigterm_lets_a_run_finish_its_grace_then_records_it_interrupted(
 def test_sighup_reloads_the_catalog(
     catalog_repo: Path, store_url: str, tmp_path: Path, processes: list[Process]  # noqa: F811
 ) -> None:
-    server = Process(catalog_repo, store_url, tmp_path, "--workers", "0")
+    server = Process(catalog_repo, store_url, tmp_path, "--workers", "1")  # a worker: it sends messages
     processes.append(server)
     (catalog_repo / "sleeper.yaml").unlink()
     head = commit_all(catalog_repo.parent, "drop sleeper")
