@@ -138,3 +138,19 @@ def test_careless_commands_get_one_clear_line(runbook: Runbook, args: tuple[str,
 def test_a_missing_catalog_says_where_it_looked(runbook: Runbook, tmp_path: Path) -> None:
     line = one_line(runbook("--runbooks", str(tmp_path / "nowhere"), "list"), code=1)
     assert f"{tmp_path / 'nowhere'}: no policy.yaml" in line
+
+
+def test_a_tokens_file_holding_a_token_is_refused_without_repeating_it(runbook: Runbook,
+                                                                       tmp_path: Path) -> None:
+    token = runbook("token", "new", "alice", "--team", "platform-ops").stdout.strip()
+    pasted = tmp_path / "tokens.yaml"  # an old habit: `runbook token new ... >> tokens.yaml`
+    pasted.write_text(token + "\n")
+    line = one_line(runbook("serve", "--insecure-local", "--port", "0", "--tokens-file", str(pasted)))
+    assert "holds a token itself, not its hash" in line and token not in line
+
+
+def test_serve_with_a_wrong_catalog_stops_before_touching_the_store(runbook: Runbook, tmp_path: Path) -> None:
+    nowhere = str(tmp_path / "nowhere")
+    line = one_line(runbook("serve", "--insecure-local", "--port", "0", "--runbooks", nowhere))
+    assert "no policy.yaml" in line
+    assert not (tmp_path / "state").exists()

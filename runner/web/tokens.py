@@ -88,6 +88,9 @@ class Tokens:
             return YamlError(file, doc.line(path), message)
 
         data = doc.data
+        if isinstance(data, str) and data.startswith("rbk_"):  # never repeat it: it is a secret
+            raise bad((), "this file holds a token itself, not its hash: let `runbook token new` write the "
+                          "tokens file (it keeps only hashes), and give the token to its holder")
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise bad((), "expected a mapping with a list under 'tokens'")
         entries, names = [], set()
