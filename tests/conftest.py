@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -70,3 +71,17 @@ def old_logs(directory: Path) -> list[Path]:
         f.write_text("old")
         os.utime(f, (time.time() - 10 * 86400,) * 2)
     return files
+
+
+def catalog_owned_by(root: Path, owners: str, runbooks: dict[str, str], *, default_owner: str) -> Path:
+    """A catalog at *root*: the shipped inventory and policy (with *default_owner*), *owners*
+    as owners.yaml, and *runbooks* (file name -> text)."""
+    root.mkdir()
+    shutil.copy(CATALOG / "inventory.yaml", root / "inventory.yaml")
+    policy = (CATALOG / "policy.yaml").read_text()
+    (root / "policy.yaml").write_text(re.sub(r"(?m)^default_owner: \S+", f"default_owner: {default_owner}",
+                                             policy))
+    (root / "owners.yaml").write_text(owners)
+    for name, text in runbooks.items():
+        (root / name).write_text(text)
+    return root

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +22,7 @@ from runner.service import CatalogHolder
 from runner.store import Store
 from runner.web import AppConfig
 from runner.web.auth import WebhookAuth
-from tests.conftest import CATALOG
+from tests.conftest import catalog_owned_by
 from tests.integration.test_escalation import HOLDS, SECRET, Sink, soon
 from tests.integration.test_intake_server import PAYLOADS, Server
 
@@ -59,13 +57,8 @@ def sink() -> Iterator[Sink]:
 @pytest.fixture
 def served(tmp_path: Path, store_url: str, sink: Sink) -> Iterator[tuple[Server, Store, Escalator]]:
     """The server on a catalog whose default owner (sre) owns no runbook; the escalator to the sink."""
-    root = tmp_path / "catalog"
-    root.mkdir()
-    shutil.copy(CATALOG / "inventory.yaml", root / "inventory.yaml")
-    policy = (CATALOG / "policy.yaml").read_text()
-    (root / "policy.yaml").write_text(re.sub(r"(?m)^default_owner: \S+", "default_owner: sre", policy))
-    (root / "owners.yaml").write_text(OWNERS)
-    (root / "pings.yaml").write_text(HOLDS)  # platform-ops answers alertname Pings
+    # platform-ops answers alertname Pings; alerts no runbook takes go to sre
+    root = catalog_owned_by(tmp_path / "catalog", OWNERS, {"pings.yaml": HOLDS}, default_owner="sre")
     holder = CatalogHolder(root)
     assert holder.reload().ok, holder.error
     environ = {"T_OPS_HOOK_URL": sink.url + "/ops", "T_SRE_HOOK_URL": sink.url + "/sre",

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,7 +38,7 @@ from runner.service import CatalogHolder, Loaded
 from runner.store import Store
 from runner.store.queue import Lease
 from runner.store.store import StoredAlert
-from tests.conftest import CATALOG, ROOT
+from tests.conftest import ROOT, catalog_owned_by
 
 OWNERS = """apiVersion: runbook-runner/v1
 kind: Owners
@@ -90,17 +88,12 @@ steps:
 
 @pytest.fixture
 def active(tmp_path: Path) -> Iterator[Loaded]:
-    root = tmp_path / "catalog"
-    root.mkdir()
-    shutil.copy(CATALOG / "inventory.yaml", root / "inventory.yaml")
-    policy = (CATALOG / "policy.yaml").read_text()
-    (root / "policy.yaml").write_text(re.sub(r"(?m)^default_owner: \S+", "default_owner: sre", policy))
-    (root / "owners.yaml").write_text(OWNERS)
-    (root / "breaks.yaml").write_text(runbook("breaks", "Breaks", "platform-ops"))
-    (root / "fixes.yaml").write_text(runbook("fixes", "Fixes", "platform-ops"))
-    (root / "limited.yaml").write_text(runbook("limited", "Limited", "payments-dev", max_runs=1))
-    (root / "approve-me.yaml").write_text(runbook("approve-me", "ApproveMe", "payments-dev",
-                                                  approval="required"))
+    root = catalog_owned_by(tmp_path / "catalog", OWNERS, {
+        "breaks.yaml": runbook("breaks", "Breaks", "platform-ops"),
+        "fixes.yaml": runbook("fixes", "Fixes", "platform-ops"),
+        "limited.yaml": runbook("limited", "Limited", "payments-dev", max_runs=1),
+        "approve-me.yaml": runbook("approve-me", "ApproveMe", "payments-dev", approval="required"),
+    }, default_owner="sre")
     holder = CatalogHolder(root)
     result = holder.reload()
     assert result.ok, result.error
