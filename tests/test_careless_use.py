@@ -153,4 +153,4 @@ def test_serve_with_a_wrong_catalog_stops_before_touching_the_store(runbook: Run
     nowhere = str(tmp_path / "nowhere")
     line = one_line(runbook("serve", "--insecure-local", "--port", "0", "--runbooks", nowhere))
     assert "no policy.yaml" in line
-    assert not (tmp_path / "state").exists()
+    assert not (tmp_path / "state" / "runbook.db").exists()  # no store made, nothing migrated

@@ -45,13 +45,13 @@ def _logging() -> None:
 
 def _open() -> tuple[Store, CatalogHolder]:
     """The store (migrated) and the catalog holder, loaded once; exit 2 when nothing valid loads."""
-    try:  # the catalog first: a wrong --runbooks should not have migrated a store on its way out
+    try:
+        store = open_store()  # the URL and the directory are checked; nothing is connected yet
         holder = CatalogHolder(find_root(settings().runbooks_dir))
         result = holder.reload()
         if not result.ok:
             fail(f"runbooks not loaded: {result.error}", 2)
-        store = open_store()
-        store.upgrade()
+        store.upgrade()  # only once the catalog loads: a wrong --runbooks leaves the store untouched
     except RunbookError as e:
         fail(str(e), 2)
     return store, holder
