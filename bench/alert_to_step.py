@@ -28,10 +28,10 @@ import serverproc as kit
 import sqlalchemy as sa
 from serverproc import fmt, p90
 
-from runner import executor
 from runner.records import RunRecord, RunStatus
+from runner.runs import executor
+from runner.runs.worker import POLL_INTERVAL
 from runner.store import Store, sqlite_url
-from runner.worker import POLL_INTERVAL
 
 NAME = "bench-step"
 ALERTNAME = "BenchStep"

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from serverproc import fmt, p90
 
 from runner.errors import RunbookError
-from runner.escalation import INTERVAL
+from runner.notify.escalator import INTERVAL
 from runner.records import RunStatus
 from runner.store import Store, sqlite_url
 from runner.web.auth import verify_signature

@@ -40,10 +40,10 @@ from flask import jsonify
 from flask.typing import ResponseReturnValue
 from serverproc import free_port, log_tail, stop_server, wait_ready
 
-from runner.alerts import Alert
-from runner.catalog import load_catalog
-from runner.models import Verdict
-from runner.routing import Router
+from runner.alerts.model import Alert
+from runner.catalog.load import load_catalog
+from runner.catalog.models import Verdict
+from runner.routing.router import Router
 from runner.store import Store, sqlite_url
 from runner.web import AppConfig, create_app
 from runner.web.auth import WebhookAuth

@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from runner import executor
-from runner.catalog import load_catalog
-from runner.executor import Plan, build_inventory, build_playbook, execute, unsafe
+from runner.catalog.load import load_catalog
 from runner.records import RunStatus, StepRecord
+from runner.runs import executor
+from runner.runs.executor import Plan, build_inventory, build_playbook, execute, unsafe
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "runbooks"
 NAME = "bench-true"

@@ -48,9 +48,9 @@ import sqlalchemy as sa
 from serverproc import fmt, p90
 from sqlalchemy.engine import make_url
 
+from runner.catalog.live import CatalogHolder, Loaded
 from runner.records import FINAL_STATUSES, RunRecord, RunStatus, Trigger
-from runner.runs import Request, candidate, prepare
-from runner.service import CatalogHolder, Loaded
+from runner.runs.lifecycle import Request, candidate, prepare
 from runner.store import Store, sqlite_url
 
 NAME = "bench-noop"

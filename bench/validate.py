@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
-from runner.alerts import Alert
-from runner.catalog import Catalog, load_catalog, runbook_files
-from runner.routing import Router
-from runner.testing import run_tests
+from runner.alerts.model import Alert
+from runner.catalog.load import Catalog, load_catalog, runbook_files
+from runner.routing.cases import run_tests
+from runner.routing.router import Router
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "runbooks"
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)  # a Tuesday inside the working hours used below

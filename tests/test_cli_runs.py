@@ -232,8 +232,8 @@ def test_approve_reject_and_cancel_from_the_cli(cli, make_catalog, tmp_path: Pat
 
 
 def test_incidents_ack_and_resolve_from_the_cli(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from runner.alerts import Alert
-    from runner.intake.batch import Batch
+    from runner.alerts.batch import Batch
+    from runner.alerts.model import Alert
     from runner.records import Ownership
     from runner.store import Store
 

@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from runner.catalog import load_catalog
-from runner.testing import run_tests
+from runner.catalog.load import load_catalog
+from runner.routing.cases import run_tests
 
 EXAMPLES = Path(__file__).parent / "examples"
 BASE = EXAMPLES / "base"

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from runner.catalog import Catalog, load_catalog
+from runner.catalog.load import Catalog, load_catalog
 from runner.config import Settings, default_db_url, state_dir, store_url
 from runner.errors import NotFoundError, RunbookError, StoreError, UsageError
 from runner.records import json_default

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import click
 
-from runner.alerts import read_alerts
-from runner.catalog import Catalog, load_catalog
+from runner.alerts.model import read_alerts
+from runner.catalog.codeowners import codeowners_lines, repo_root, splice
+from runner.catalog.load import Catalog, load_catalog
+from runner.catalog.models import Runbook
+from runner.catalog.problems import Problem, display_path
 from runner.cli import emit_json, fail, main, open_catalog, output_option, print_table, settings
-from runner.codeowners import codeowners_lines, repo_root, splice
 from runner.durations import format_duration, parse_time
 from runner.errors import AlertFormatError, YamlError
-from runner.models import Runbook
-from runner.params import redact, redact_alert
-from runner.problems import Problem, display_path
-from runner.routing import Route, Router
-from runner.testing import run_tests
+from runner.routing.cases import run_tests
+from runner.routing.params import redact, redact_alert
+from runner.routing.router import Route, Router
 
 paths_argument = click.argument(
     "paths",
@@ -27,7 +27,7 @@ paths_argument = click.argument(
 
 
 def _catalogs(paths: tuple[Path, ...]) -> list[Catalog]:
-    from runner.catalog import find_root
+    from runner.catalog.load import find_root
 
     roots: dict[Path, None] = {}
     for path in paths or (settings().runbooks_dir,):

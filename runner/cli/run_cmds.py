@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from runner import actions, durations
-from runner.alerts import Alert, read_alerts
+from runner import durations
+from runner.alerts.model import Alert, read_alerts
 from runner.cli import emit_json, fail, main, open_catalog, open_store, output_option, print_table, settings
 from runner.errors import (
     AlertFormatError,
@@ -26,7 +26,8 @@ from runner.errors import (
     YamlError,
 )
 from runner.records import RunRecord, RunStatus, StepRecord, Trigger, record_as_data
-from runner.runs import Heartbeat, Request, candidate, carry_out, new_lease, prepare, worker_id
+from runner.runs import approvals
+from runner.runs.lifecycle import Heartbeat, Request, candidate, carry_out, new_lease, prepare, worker_id
 from runner.store import Store
 
 WAIT_POLL = 0.2  # seconds between looks at a run `runs show --wait` waits for
@@ -291,7 +292,7 @@ def approve(run_id: str, reason: str, output: str) -> None:
       runbook approve 3f2a9c --reason "checked the disk, go"
     """
     catalog = open_catalog(settings().runbooks_dir)
-    _act(lambda s: actions.decide(s, catalog, run_id, operator_name(), approve=True, reason=reason), output)
+    _act(lambda s: approvals.decide(s, catalog, run_id, operator_name(), approve=True, reason=reason), output)
 
 
 @main.command()
@@ -306,7 +307,8 @@ def reject(run_id: str, reason: str, output: str) -> None:
       runbook reject 3f2a9c --reason "not during the freeze"
     """
     catalog = open_catalog(settings().runbooks_dir)
-    _act(lambda s: actions.decide(s, catalog, run_id, operator_name(), approve=False, reason=reason), output)
+    _act(lambda s: approvals.decide(s, catalog, run_id, operator_name(), approve=False, reason=reason),
+         output)
 
 
 @main.command()
@@ -319,7 +321,7 @@ def cancel(run_id: str, output: str) -> None:
     Example:
       runbook cancel 3f2a9c
     """
-    _act(lambda store: actions.cancel(store, run_id, operator_name()), output)
+    _act(lambda store: approvals.cancel(store, run_id, operator_name()), output)
 
 
 @main.group()

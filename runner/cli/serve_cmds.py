@@ -16,18 +16,18 @@ from typing import Any
 import click
 from waitress.server import create_server
 
-from runner.catalog import find_root, load_catalog
+from runner.catalog.live import CatalogHolder
+from runner.catalog.load import find_root, load_catalog
 from runner.cli import fail, main, open_store, print_table, settings
 from runner.errors import RunbookError
-from runner.escalation import Escalator, report_channels
-from runner.runs import LEASE, MIN_LEASE, set_lease
-from runner.service import CatalogHolder
+from runner.notify.escalator import Escalator, report_channels
+from runner.runs.lifecycle import LEASE, MIN_LEASE, set_lease
+from runner.runs.worker import DEFAULT_GRACE, POLL_INTERVAL, WorkerPool
 from runner.store import Store
 from runner.web import AppConfig, create_app, runtime
 from runner.web.auth import WebhookAuth
 from runner.web.tokens import Role, Tokens, add_token, load_tokens, revoke_token
 from runner.web.tokens import tokens_file as tokens_file_path
-from runner.worker import DEFAULT_GRACE, POLL_INTERVAL, WorkerPool
 
 log = logging.getLogger("runner.serve")
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from runner.catalog.models import Channel
 from runner.errors import RunbookError
-from runner.models import Channel
 
 KINDS = ("escalation", "update", "acknowledge", "resolve")
 SEVERITIES = ("critical", "high", "warning", "info")

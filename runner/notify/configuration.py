@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from runner.models import Channel, Owners
+from runner.catalog.models import Channel, Owners
 from runner.notify import DeliveryError, NotConfigured, notifier_for
 
 CONFIGURED = "configured"

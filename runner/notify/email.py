@@ -28,7 +28,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
-from runner.models import Channel
+from runner.catalog.models import Channel
 from runner.notify import DEFAULT_TIMEOUT, DeliveryError, Message, secrets
 from runner.notify.http import log, network_error
 from runner.notify.text import (

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from runner.models import Channel
+from runner.catalog.models import Channel
 from runner.notify import DeliveryError
 from runner.notify.text import printable, redact
 

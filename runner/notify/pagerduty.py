@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from runner.models import Channel
+from runner.catalog.models import Channel
 from runner.notify import DEFAULT_TIMEOUT, Message, secret
 from runner.notify.http import USER_AGENT, check_url, log, post_json
 from runner.notify.text import one_line, truncate

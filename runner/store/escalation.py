@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from runner.models import ESCALATION_TRIGGERS
+from runner.catalog.models import ESCALATION_TRIGGERS
 from runner.store import incidents as _incidents  # a cycle: call through the module
 from runner.store.tables import alerts, escalations, incidents, outbox, run_steps, runs
 

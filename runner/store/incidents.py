@@ -13,11 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from runner.alerts import Alert
+from runner.alerts.model import Alert
 from runner.errors import ConflictError, NotFoundError
 from runner.records import Incident, IncidentStatus, Ownership, RunRecord, TimelineEntry
 from runner.store import escalation
-from runner.store.rows import storable
+from runner.store.mapping import storable
 from runner.store.tables import alerts, incident_timeline, incidents, runs
 
 _OPEN = [IncidentStatus.OPEN.value, IncidentStatus.ACKNOWLEDGED.value]

@@ -18,12 +18,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from runner.catalog.models import Rate
 from runner.durations import format_duration
 from runner.errors import ConflictError, NotFoundError
-from runner.models import Rate
 from runner.records import PENDING_STATUSES, RunRecord, RunStatus, TimelineEntry
 from runner.store import incidents, wakeup
-from runner.store.rows import run_record, run_row, timeline_row
+from runner.store.mapping import run_record, run_row, timeline_row
 from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
 
 LOCK_BUCKETS = 4096

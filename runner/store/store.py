@@ -23,8 +23,8 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
+from runner.alerts.batch import Batch
 from runner.errors import NotFoundError, StoreError, UsageError
-from runner.intake.batch import Batch
 from runner.records import (
     FINAL_STATUSES,
     GitRevision,
@@ -45,9 +45,9 @@ from runner.store.engine import (
     safe_url,
     scrub,
 )
+from runner.store.mapping import run_record, run_row, step_row, timeline_row
 from runner.store.queue import Candidate, Lease, Limits
 from runner.store.reporting import ReportRows
-from runner.store.rows import run_record, run_row, step_row, timeline_row
 from runner.store.tables import UTCDateTime, alerts, run_steps, run_timeline, runs
 from runner.store.wakeup import Listener
 

@@ -19,6 +19,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from runner.catalog.live import CatalogHolder
 from runner.errors import (
     CatalogError,
     ConflictError,
@@ -30,7 +31,6 @@ from runner.errors import (
     UsageError,
 )
 from runner.records import json_default
-from runner.service import CatalogHolder
 
 if TYPE_CHECKING:  # the module imports this one: only for the annotation
     from runner.web.metrics import Metrics
@@ -101,7 +101,7 @@ class Runtime:
 
 def create_app(config: AppConfig) -> Flask:
     """The Flask app for *config* (one store per app)."""
-    from runner.web import api, dashboard, health, intake, metrics, session
+    from runner.web import api, dashboard, health, metrics, receiver, session
 
     app = Flask("runner")
     app.json = _JSON(app)
@@ -111,7 +111,7 @@ def create_app(config: AppConfig) -> Flask:
         holder = CatalogHolder(config.runbooks_dir)
         holder.reload()
     app.extensions["runbook"] = Runtime(config, holder, metrics.Metrics(config.store, holder))
-    app.register_blueprint(intake.blueprint)
+    app.register_blueprint(receiver.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)

@@ -14,17 +14,17 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 
-from runner import actions
-from runner.dispatch import rejected
+from runner.catalog.models import Runbook
 from runner.durations import parse_since
 from runner.errors import ForbiddenError, NotFoundError
-from runner.models import Runbook
 from runner.records import Incident, RunStatus, Trigger, incident_as_data, record_as_data
-from runner.runs import Request, candidate, prepare, runbook_named
+from runner.runs import approvals
+from runner.runs.candidates import rejected
+from runner.runs.lifecycle import Request, candidate, prepare, runbook_named
 from runner.store.queue import Candidate
 from runner.web import rights, runtime
 from runner.web.auth import AuthError
-from runner.web.intake import check_text, decode
+from runner.web.receiver import check_text, decode
 from runner.web.rights import may_act_for as _may_act_for
 from runner.web.tokens import LOCAL_ADMIN, Identity, Role
 
@@ -175,7 +175,7 @@ def list_runs() -> ResponseReturnValue:
 def show_run(run_id: str) -> ResponseReturnValue:
     """One run with its steps and timeline."""
     identity()
-    return jsonify(record_as_data(actions.get_run(runtime().store, run_id)))
+    return jsonify(record_as_data(approvals.get_run(runtime().store, run_id)))
 
 
 def _decide(run_id: str, approve: bool) -> ResponseReturnValue:

@@ -18,11 +18,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Response
 
-from runner import actions
 from runner.durations import parse_since
 from runner.errors import NotFoundError, RunbookError, StoreError
 from runner.records import Incident, IncidentStatus, RunStatus
 from runner.report import build_report
+from runner.runs.approvals import get_run
 from runner.web import _ERROR_CODES, rights, runtime
 from runner.web import session as sessions
 from runner.web.auth import AuthError
@@ -219,7 +219,7 @@ def runs() -> ResponseReturnValue:
 def run(run_id: str) -> ResponseReturnValue:
     """One run: its steps drawn to scale, each step's output tail, its timeline."""
     state = runtime()
-    record = actions.get_run(state.store, run_id)
+    record = get_run(state.store, run_id)
     can_act = acts_on_run(who(), state.holder.active.catalog, record)
     refresh = 0 if record.status.final else _refresh()
     return render_template("run.html", run=record, bars=step_bars(record), can_act=can_act, refresh=refresh)

@@ -16,9 +16,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from runner.catalog.live import CatalogHolder, ReloadResult
 from runner.errors import StoreError
 from runner.records import RunRecord
-from runner.service import CatalogHolder, ReloadResult
 from runner.store import Store
 
 blueprint = Blueprint("metrics", __name__)

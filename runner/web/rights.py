@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runner import actions
-from runner.catalog import Catalog
+from runner.catalog.load import Catalog
 from runner.errors import ForbiddenError
 from runner.records import RunRecord, RunStatus
+from runner.runs import approvals
 from runner.web.tokens import Identity, Role
 
 if TYPE_CHECKING:  # runner.web imports this module's package: only for the annotation
@@ -47,7 +47,7 @@ def acts_on_run(who: Identity, catalog: Catalog, record: RunRecord) -> bool:
 
 def run_to_act_on(state: Runtime, who: Identity, run_id: str, action: str) -> RunRecord:
     """The run *run_id*, once *who* is found to be allowed to *action* ("cancel runs of") it."""
-    record = actions.get_run(state.store, run_id)
+    record = approvals.get_run(state.store, run_id)
     may_act_on_run(who, state.holder.active.catalog, record, action)
     return record
 
@@ -59,7 +59,7 @@ def decide_action(approve: bool) -> str:
 
 def decide(state: Runtime, who: Identity, record: RunRecord, *, approve: bool, reason: str = "") -> RunRecord:
     """Approve or reject *record* (checked by :func:`run_to_act_on`) as *who*; the run after."""
-    after = actions.decide(state.store, state.holder.active.catalog, record.id, who.name, approve=approve,
+    after = approvals.decide(state.store, state.holder.active.catalog, record.id, who.name, approve=approve,
                            reason=reason)
     if not approve:
         state.metrics.rejected.labels("approval").inc()
@@ -71,4 +71,4 @@ def decide(state: Runtime, who: Identity, record: RunRecord, *, approve: bool, r
 def cancel(state: Runtime, who: Identity, run_id: str) -> RunRecord:
     """Cancel the run *run_id* (or ask its worker to stop it) as *who*, within their teams; the run after."""
     record = run_to_act_on(state, who, run_id, "cancel runs of")
-    return actions.cancel(state.store, record.id, who.name)
+    return approvals.cancel(state.store, record.id, who.name)

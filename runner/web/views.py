@@ -9,9 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from runner.catalog import Catalog
+from runner.catalog.load import Catalog
+from runner.catalog.models import Runbook
 from runner.durations import format_duration, human
-from runner.models import Runbook
 from runner.records import Incident, IncidentStatus, RunRecord, RunStatus, TimelineEntry
 from runner.report import Report, Spread, reason_label
 from runner.web.charts import BarChart, bar_chart, seconds_text

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from runner.intake import parse
+from runner.alerts.sources import parse
 from runner.store import Store
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "examples" / "payloads"

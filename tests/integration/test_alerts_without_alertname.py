@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from runner.escalation import Escalator
-from runner.service import CatalogHolder
+from runner.catalog.live import CatalogHolder
+from runner.notify.escalator import Escalator
 from runner.store import Store
 from runner.web import AppConfig
 from runner.web.auth import WebhookAuth

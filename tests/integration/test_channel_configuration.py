@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from runner.escalation import Escalator, report_channels
-from runner.service import CatalogHolder, Loaded
+from runner.catalog.live import CatalogHolder, Loaded
+from runner.notify.escalator import Escalator, report_channels
+from runner.runs.worker import WorkerPool
 from runner.store import Store
 from runner.web import AppConfig
 from runner.web.auth import WebhookAuth
-from runner.worker import WorkerPool
 from tests.conftest import CATALOG
 from tests.integration.test_escalation import BREAKS, SECRET, Sink, post, soon
 from tests.integration.test_intake_server import Server

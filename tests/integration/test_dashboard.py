@@ -19,8 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from runner.catalog.live import CatalogHolder
 from runner.records import IncidentStatus, RunStatus
-from runner.service import CatalogHolder
 from runner.store import Store
 from runner.web import AppConfig, create_app
 from runner.web.auth import WebhookAuth

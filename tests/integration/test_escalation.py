@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from runner.dispatch import candidates, ownerships
-from runner.escalation import Escalator
-from runner.intake import parse
-from runner.service import CatalogHolder, Loaded
+from runner.alerts.sources import parse
+from runner.catalog.live import CatalogHolder, Loaded
+from runner.notify.escalator import Escalator
+from runner.runs.candidates import candidates, ownerships
 from runner.store import Store
 from runner.web.auth import verify_signature
 from tests.conftest import CATALOG
@@ -326,7 +326,7 @@ def test_in_real_time_the_first_level_arrives_within_seconds(
 def test_a_failed_run_escalates_with_each_step_and_its_output(
     store_url: str, active: Loaded, sink: Sink
 ) -> None:
-    from runner.worker import WorkerPool
+    from runner.runs.worker import WorkerPool
 
     with Store(store_url) as store:
         stored = post(store, active, "Breaks")
@@ -354,7 +354,7 @@ def test_a_failed_run_escalates_with_each_step_and_its_output(
 def test_the_verify_window_catches_a_fix_that_did_not_hold(
     store_url: str, active: Loaded, sink: Sink, resolves: bool
 ) -> None:
-    from runner.worker import WorkerPool
+    from runner.runs.worker import WorkerPool
 
     with Store(store_url) as store:
         stored = post(store, active, "Pings")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from runner import executor
-from runner.catalog import load_catalog
-from runner.executor import Plan, execute
+from runner.catalog.load import load_catalog
 from runner.records import RunStatus, StepStatus
+from runner.runs import executor
+from runner.runs.executor import Plan, execute
 from tests.conftest import CATALOG, runbook_yaml
 
 PAYLOAD = "{{ lookup('pipe', 'touch %s') }}"

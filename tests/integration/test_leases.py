@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from runner.catalog.live import Loaded
 from runner.errors import StoreError
 from runner.records import RunStatus, StepRecord, StepStatus
-from runner.service import Loaded
 from runner.store import Store, queue
 from runner.store.engine import create_engine, parse_url
 from runner.store.queue import Lease

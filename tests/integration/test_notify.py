@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from runner.models import Channel
+from runner.catalog.models import Channel
 from runner.notify import DeliveryError, Message, NotConfigured, notifier_for
 from runner.notify.email import EmailNotifier
 from runner.notify.pagerduty import PagerDutyNotifier, dedup_key, encode, event

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from runner.escalation import Escalator
-from runner.service import Loaded
+from runner.catalog.live import Loaded
+from runner.notify.escalator import Escalator
 from runner.store import Store
 from runner.store.escalation import IN_FLIGHT
 from tests.integration.test_escalation import (  # noqa: F401 (the fixtures)

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from runner import actions
-from runner.dispatch import alert_candidate
+from runner.alerts.batch import Batch
+from runner.alerts.sources import parse
+from runner.catalog.live import CatalogHolder, Loaded
 from runner.errors import ConflictError, ForbiddenError
-from runner.intake import parse
-from runner.intake.batch import Batch
 from runner.records import RunRecord, RunStatus, Trigger
-from runner.runs import Request, candidate, new_lease, prepare, worker_id
-from runner.service import CatalogHolder, Loaded
+from runner.runs import approvals
+from runner.runs.candidates import alert_candidate
+from runner.runs.lifecycle import Request, candidate, new_lease, prepare, worker_id
 from runner.store import Store, queue
 from runner.store.engine import create_engine, parse_url
 from runner.store.queue import Candidate, Lease
@@ -363,7 +363,7 @@ def test_approval_queues_or_rejects_once_and_never_by_the_requester(store_url: s
             store.decide(first.id, "carol", approve=False)
 
         with pytest.raises(ConflictError, match="cannot start now: concurrency: 1 run"):  # first holds web-1
-            actions.decide(store, active.catalog, second.id, "bob", approve=True)
+            approvals.decide(store, active.catalog, second.id, "bob", approve=True)
         assert store.decide(second.id, "bob", approve=False, reason="not tonight") is RunStatus.REJECTED
         record = store.get_run(second.id)
         assert record is not None and record.status is RunStatus.REJECTED and record.finished_at
@@ -372,9 +372,9 @@ def test_approval_queues_or_rejects_once_and_never_by_the_requester(store_url: s
             store.decide(second.id, "bob", approve=True)
 
         with pytest.raises(ForbiddenError, match="four eyes: alice requested run"):
-            actions.decide(store, active.catalog, third.id, "alice", approve=True)
+            approvals.decide(store, active.catalog, third.id, "alice", approve=True)
         assert store.get_run(third.id).status is RunStatus.AWAITING_APPROVAL  # type: ignore[union-attr]
-        approved = actions.decide(store, active.catalog, third.id, "carol", approve=True)
+        approved = approvals.decide(store, active.catalog, third.id, "carol", approve=True)
         assert (approved.status, approved.decided_by) == (RunStatus.QUEUED, "carol")
 
 
@@ -487,15 +487,16 @@ def test_approving_a_dry_run_ignores_the_limits_and_a_missing_runbook_refuses(
 ) -> None:
     with Store(store_url) as store:
         busy = manual(store, active, "gated", "web-2")  # concurrency 1: it will hold web-2
-        assert actions.decide(store, active.catalog, busy.id, "bob", approve=True).status is RunStatus.QUEUED
+        approved = approvals.decide(store, active.catalog, busy.id, "bob", approve=True)
+        assert approved.status is RunStatus.QUEUED
         gated = prepare(active.catalog, Request("gated", ALICE, params={"host": "web-2"}, dry_run=True),
                         active.revision)
         dry = store.enqueue(candidate(active.catalog, gated))
         assert dry.status is RunStatus.AWAITING_APPROVAL
-        assert actions.decide(store, active.catalog, dry.id, "bob", approve=True).status is RunStatus.QUEUED
+        assert approvals.decide(store, active.catalog, dry.id, "bob", approve=True).status is RunStatus.QUEUED
         other = store.enqueue(candidate(active.catalog, prepare(
             active.catalog, Request("gated", ALICE, params={"host": "pay-1"}), active.revision)))
         without = type(active.catalog)(root=active.catalog.root, policy=active.catalog.policy,
                                        owners=active.catalog.owners)
         with pytest.raises(ConflictError, match="not in the active catalog"):
-            actions.decide(store, without, other.id, "bob", approve=True)
+            approvals.decide(store, without, other.id, "bob", approve=True)

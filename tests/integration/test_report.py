@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from runner.dispatch import candidates, ownerships
-from runner.intake import parse
+from runner.alerts.sources import parse
+from runner.catalog.live import CatalogHolder, Loaded
 from runner.records import Incident, RunStatus
 from runner.report import (
     NO_RUNBOOK,
@@ -34,7 +34,7 @@ from runner.report import (
     reason_label,
     report_as_data,
 )
-from runner.service import CatalogHolder, Loaded
+from runner.runs.candidates import candidates, ownerships
 from runner.store import Store
 from runner.store.queue import Lease
 from runner.store.store import StoredAlert

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from runner.catalog.live import Loaded
 from runner.records import RunStatus
-from runner.service import Loaded
 from runner.store import Store, retention
 from runner.store.engine import create_engine, parse_url
 from runner.store.tables import alerts, incident_timeline, incidents, outbox, run_steps, run_timeline, runs

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from runner.alerts import Alert
-from runner.catalog import load_catalog
+from runner.alerts.model import Alert
+from runner.catalog.load import load_catalog
 from runner.errors import ParamError, RunbookError
-from runner.params import REDACTED
 from runner.records import RunRecord, RunStatus, StepStatus, Trigger
-from runner.runs import Request, carry_out, prepare, submit
+from runner.routing.params import REDACTED
+from runner.runs.lifecycle import Request, carry_out, prepare, submit
 from runner.store import Store
 from tests.conftest import CATALOG, old_logs, runbook_yaml
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from runner.executor import MARKER_VAR
-from runner.reaper import processes_with
 from runner.records import RunStatus
+from runner.runs.executor import MARKER_VAR
+from runner.runs.reaper import processes_with
 from runner.store import Store
 from tests.conftest import CATALOG, ROOT
 from tests.integration.test_escalation import SECRET, Sink, sink  # noqa: F401 (a fixture)

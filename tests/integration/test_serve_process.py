@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from runner.executor import MARKER_VAR
-from runner.reaper import processes_with
+from runner.runs.executor import MARKER_VAR
+from runner.runs.reaper import processes_with
 from runner.store import Store
 from tests.conftest import ROOT
 from tests.integration.test_service import (

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from runner.service import CatalogHolder
+from runner.catalog.live import CatalogHolder
+from runner.runs.worker import WorkerPool
 from runner.store import Store
 from runner.web import AppConfig
 from runner.web.auth import WebhookAuth
 from runner.web.tokens import Tokens, hash_token
-from runner.worker import WorkerPool
 from tests.conftest import CATALOG
 from tests.integration.test_intake_server import Server
 

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from runner.catalog.live import Loaded
 from runner.records import RunStatus
-from runner.service import Loaded
+from runner.runs.worker import WorkerPool
 from runner.store import Store, wakeup
 from runner.store.engine import create_engine, parse_url
-from runner.worker import WorkerPool
 from tests.integration.conftest import POSTGRES_URL
 from tests.integration.test_queue import active, manual  # noqa: F401 (the fixture)
 

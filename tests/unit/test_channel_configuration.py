@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.catalog import load_catalog
-from runner.models import Channel, Owners
+from runner.catalog.load import load_catalog
+from runner.catalog.models import Channel, Owners
 from runner.notify.configuration import (
     CONFIGURED,
     INVALID,

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from runner.alerts import alert_from_dict, alerts_from_document
+from runner.alerts.fields import fingerprint
+from runner.alerts.model import alert_from_dict, alerts_from_document
+from runner.alerts.sources import PARSERS, Batch, alertmanager, fields, generic, grafana, parse
 from runner.errors import AlertFormatError
-from runner.intake import PARSERS, Batch, alertmanager, fields, generic, grafana, parse
-from runner.intake.fields import fingerprint
 from tests.conftest import ROOT
 from tests.test_cli import AM_PAYLOAD
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.matchers import MatcherSyntaxError, parse_matcher
+from runner.catalog.matchers import MatcherSyntaxError, parse_matcher
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
-from runner.alerts import Alert
+from runner.alerts.model import Alert
+from runner.catalog.models import Param
 from runner.errors import ParamError
-from runner.models import Param
-from runner.params import coerce, from_alert
+from runner.routing.params import coerce, from_alert
 
 
 @pytest.mark.parametrize(

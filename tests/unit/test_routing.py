@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runner.alerts import Alert
-from runner.catalog import load_catalog
+from runner.alerts.model import Alert
+from runner.catalog.load import load_catalog
+from runner.catalog.models import Verdict
 from runner.errors import ParamError
-from runner.models import Verdict
-from runner.params import resolve_params
-from runner.routing import Router
+from runner.routing.params import resolve_params
+from runner.routing.router import Router
 from tests.conftest import CATALOG, runbook_yaml
 
 NOON = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)  # a Tuesday

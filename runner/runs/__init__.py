@@ -1,0 +1,1 @@
+"""Runs: their life cycle, execution through ansible-runner, workers, approvals."""
