@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 from runner.alerts.model import Alert
-from runner.catalog.load import Catalog, load_catalog, runbook_files
+from runner.catalog.load import load_catalog, runbook_files
+from runner.catalog.models import Catalog
 from runner.routing.cases import run_tests
 from runner.routing.router import Router
 

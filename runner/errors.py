@@ -58,3 +58,7 @@ class ForbiddenError(RunbookError):
 
 class NotFoundError(RunbookError):
     """No such run or runbook: HTTP 404, exit 2."""
+
+
+class AuthError(RunbookError):
+    """The request is not authenticated; the message says why (never echoing a secret): HTTP 401."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.catalog.problems import Problem, at
-from runner.catalog.source import Document, Path_
+from runner.yamlsource import Document, Path_
 
 
 @dataclass

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.catalog.gitrev import revision as git_revision
-from runner.catalog.load import Catalog, load_catalog
+from runner.catalog.load import load_catalog
+from runner.catalog.models import Catalog
 from runner.errors import CatalogError, RunbookError
 from runner.records import GitRevision
 from runner.routing.router import Router

@@ -9,17 +9,18 @@ across the whole catalog.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runner.catalog import shape
-from runner.catalog.inventory import Inventory, parse_inventory
+from runner.catalog.inventory import parse_inventory
 from runner.catalog.matchers import MatcherSyntaxError, parse_matcher
+from runner.catalog.meaning import check_catalog
 from runner.catalog.models import (
     ESCALATION_TRIGGERS,
     ApprovalMode,
     Authority,
+    Catalog,
     Ceilings,
     Channel,
     Level,
@@ -40,31 +41,14 @@ from runner.catalog.models import (
 )
 from runner.catalog.playbooks import canonical_module
 from runner.catalog.problems import Problem, at, display_path
-from runner.catalog.source import Document, read
 from runner.durations import parse_duration
 from runner.errors import CatalogError, YamlError
+from runner.yamlsource import Document, read
 
 POLICY_FILE = "policy.yaml"
 OWNERS_FILE = "owners.yaml"
 PLAYBOOK_DIR = "playbooks"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
-
-
-@dataclass
-class Catalog:
-    """Everything under one catalog root, with the problems found loading it."""
-
-    root: Path
-    policy: Policy | None = None
-    owners: Owners | None = None
-    inventory: Inventory = field(default_factory=Inventory)
-    inventory_ok: bool = False  # False when the inventory could not be read: skip checks against it
-    runbooks: dict[str, Runbook] = field(default_factory=dict)
-    documents: dict[str, Document] = field(default_factory=dict)  # runbook name -> its file
-    modules: dict[str, frozenset[str]] = field(default_factory=dict)  # runbook -> modules used
-    policy_doc: Document | None = None
-    owners_doc: Document | None = None
-    problems: list[Problem] = field(default_factory=list)
 
 
 def find_root(path: Path) -> Path:
@@ -105,7 +89,6 @@ def _read(file: Path, problems: list[Problem]) -> Document | None:
 
 def load_catalog(path: Path) -> Catalog:
     """Load and validate the catalog that holds *path*; problems are collected, not raised."""
-    from runner.catalog.meaning import check_catalog  # validation imports this module
 
     root = find_root(path)
     cat = Catalog(root=root)

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 
 from runner.alerts.model import Alert
-from runner.catalog.load import Catalog
-from runner.catalog.models import Owners, Policy, Runbook, Step
+from runner.catalog.models import Catalog, Owners, Policy, Runbook, Step
 from runner.catalog.playbooks import (
     ANSIBLE_NAMES,
     BLOCK_KEYS,
@@ -27,10 +26,11 @@ from runner.catalog.playbooks import (
     template_names,
 )
 from runner.catalog.problems import Problem, at, display_path
-from runner.catalog.source import Document, Path_, read
 from runner.durations import format_duration
 from runner.errors import ParamError, YamlError
 from runner.routing.params import coerce
+from runner.routing.router import Router
+from runner.yamlsource import Document, Path_, read
 
 # Modules that run a command line: param text in them could become code.
 COMMAND_MODULES = {f"ansible.builtin.{m}" for m in ("command", "shell", "raw", "script", "expect")}
@@ -436,8 +436,6 @@ class _RunbookChecker:
 
 
 def _check_routing(cat: Catalog) -> None:
-    from runner.routing.router import Router
-
     seen: dict[tuple[object, ...], list[tuple[Runbook, str]]] = {}
     for runbook in sorted(cat.runbooks.values(), key=lambda r: r.name):
         for i, sel in enumerate(runbook.selectors):

@@ -14,7 +14,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from runner.catalog.inventory import Inventory
 from runner.catalog.matchers import Matcher
+from runner.catalog.problems import Problem
+from runner.yamlsource import Document
 
 
 class Severity(StrEnum):
@@ -283,3 +286,20 @@ class Policy:
     inventory: str = "inventory.yaml"
     forbidden_modules: frozenset[str] = frozenset()  # canonical names (ansible.builtin.shell)
     approval_modules: frozenset[str] = frozenset()
+
+
+@dataclass
+class Catalog:
+    """Everything under one catalog root, with the problems found loading it."""
+
+    root: Path
+    policy: Policy | None = None
+    owners: Owners | None = None
+    inventory: Inventory = field(default_factory=Inventory)
+    inventory_ok: bool = False  # False when the inventory could not be read: skip checks against it
+    runbooks: dict[str, Runbook] = field(default_factory=dict)
+    documents: dict[str, Document] = field(default_factory=dict)  # runbook name -> its file
+    modules: dict[str, frozenset[str]] = field(default_factory=dict)  # runbook -> modules used
+    policy_doc: Document | None = None
+    owners_doc: Document | None = None
+    problems: list[Problem] = field(default_factory=list)

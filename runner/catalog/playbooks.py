@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
-from runner.catalog.source import Document, Path_
+from runner.yamlsource import Document, Path_
 
 # Task keywords of Ansible (playbook keywords reference, "Task" and "Block"):
 # every other key of a task is its module.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.catalog.source import Document, Path_, format_path
+from runner.yamlsource import Document, Path_, format_path
 
 
 @dataclass(frozen=True, order=True)

@@ -13,9 +13,9 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
 from runner.catalog.problems import Problem, at
-from runner.catalog.source import Document
 from runner.durations import PATTERN as DURATION_PATTERN
 from runner.durations import parse_duration, parse_time
+from runner.yamlsource import Document
 
 KINDS = {"Runbook": "runbook", "Owners": "owners", "Policy": "policy"}
 # Keywords whose failure is better explained by the schema's own errorMessage.

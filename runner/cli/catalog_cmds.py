@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from runner.alerts.model import read_alerts
+from runner.alerts.files import read_alerts
 from runner.catalog.codeowners import codeowners_lines, repo_root, splice
-from runner.catalog.load import Catalog, load_catalog
-from runner.catalog.models import Runbook
+from runner.catalog.load import load_catalog
+from runner.catalog.models import Catalog, Runbook
 from runner.catalog.problems import Problem, display_path
-from runner.cli import emit_json, fail, main, open_catalog, output_option, print_table, settings
+from runner.cli.root import emit_json, fail, main, open_catalog, output_option, print_table, settings
 from runner.durations import format_duration, parse_time
 from runner.errors import AlertFormatError, YamlError
 from runner.routing.cases import run_tests

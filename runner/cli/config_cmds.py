@@ -9,7 +9,7 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from runner.cli import emit_json, main, output_option, print_table, settings
+from runner.cli.root import emit_json, main, output_option, print_table, settings
 from runner.config import default_db_url, state_dir, store_url
 from runner.web.tokens import tokens_file
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runner.cli import emit_json, fail, main, open_store, output_option, print_table
+from runner.cli.root import emit_json, fail, main, open_store, output_option, print_table
 from runner.cli.run_cmds import operator_name, parse_since
 from runner.errors import ConflictError, NotFoundError
 from runner.records import Incident, IncidentStatus, incident_as_data

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runner.cli import emit_json, main, open_store, output_option, print_table
+from runner.cli.root import emit_json, main, open_store, output_option, print_table
 from runner.cli.run_cmds import parse_since
 from runner.durations import human
 from runner.report import NO_RUNBOOK, Group, Report, Spread, Stats, build_report, reason_label, report_as_data

@@ -14,8 +14,18 @@ from pathlib import Path
 import click
 
 from runner import durations
-from runner.alerts.model import Alert, read_alerts
-from runner.cli import emit_json, fail, main, open_catalog, open_store, output_option, print_table, settings
+from runner.alerts.files import read_alerts
+from runner.alerts.model import Alert
+from runner.cli.root import (
+    emit_json,
+    fail,
+    main,
+    open_catalog,
+    open_store,
+    output_option,
+    print_table,
+    settings,
+)
 from runner.errors import (
     AlertFormatError,
     ConflictError,

@@ -18,7 +18,7 @@ from waitress.server import create_server
 
 from runner.catalog.live import CatalogHolder
 from runner.catalog.load import find_root, load_catalog
-from runner.cli import fail, main, open_store, print_table, settings
+from runner.cli.root import fail, main, open_store, print_table, settings
 from runner.errors import RunbookError
 from runner.notify.escalator import Escalator, report_channels
 from runner.runs.lifecycle import LEASE, MIN_LEASE, set_lease

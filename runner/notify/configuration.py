@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from runner.catalog.models import Channel, Owners
-from runner.notify import DeliveryError, NotConfigured, notifier_for
+from runner.notify.channels import notifier_for
+from runner.notify.message import DeliveryError, NotConfigured
 
 CONFIGURED = "configured"
 NOT_CONFIGURED = "not_configured"

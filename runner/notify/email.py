@@ -29,8 +29,8 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
 from runner.catalog.models import Channel
-from runner.notify import DEFAULT_TIMEOUT, DeliveryError, Message, secrets
 from runner.notify.http import log, network_error
+from runner.notify.message import DEFAULT_TIMEOUT, DeliveryError, Message, secrets
 from runner.notify.text import (
     failed_steps,
     incident_status,

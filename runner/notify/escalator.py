@@ -21,8 +21,9 @@ from typing import Any
 from runner.catalog.live import CatalogHolder, Loaded, ReloadResult
 from runner.catalog.models import Channel, Owners
 from runner.errors import RunbookError
-from runner.notify import DeliveryError, Message, NotConfigured, notifier_for
+from runner.notify.channels import notifier_for
 from runner.notify.configuration import channel_states, unusable_text
+from runner.notify.message import DeliveryError, Message, NotConfigured
 from runner.store import Store
 
 log = logging.getLogger("runner.escalation")

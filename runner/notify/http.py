@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.catalog.models import Channel
-from runner.notify import DeliveryError
+from runner.notify.message import DeliveryError
 from runner.notify.text import printable, redact
 
 log = logging.getLogger("runner.notify")

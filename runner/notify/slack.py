@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.catalog.models import Channel
-from runner.notify import DEFAULT_TIMEOUT, Message, secret
 from runner.notify.http import check_url, log, post_json
+from runner.notify.message import DEFAULT_TIMEOUT, Message, secret
 from runner.notify.text import (
     ELLIPSIS,
     failed_steps,

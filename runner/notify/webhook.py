@@ -3,7 +3,7 @@
 Body: ``{"message_id", "kind", "incident_id", "summary", "severity", "source", "level", "link",
 "context"}``. Headers: ``X-Runbook-Timestamp`` and ``X-Runbook-Signature: sha256=<hex
 HMAC-SHA256(secret, "<timestamp>." + body)>`` (the receiver verifies as
-``runner.web.auth.verify_signature`` does, replay window included); a channel without
+``runner.alerts.signing.verify_signature`` does, replay window included); a channel without
 ``secret_env`` sends unsigned. ``X-Runbook-Message-Id`` (also ``message_id``) is the same on a
 resend: delivery is at least once (a sender that dies after sending and before recording it
 sends again), so a receiver that must not act twice drops an id it has seen.
@@ -15,9 +15,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from runner.alerts.signing import sign
 from runner.catalog.models import Channel
-from runner.notify import DEFAULT_TIMEOUT, Message, secrets
 from runner.notify.http import check_url, log, post_json
+from runner.notify.message import DEFAULT_TIMEOUT, Message, secrets
 
 
 def payload(message: Message) -> dict[str, Any]:
@@ -33,14 +34,6 @@ def payload(message: Message) -> dict[str, Any]:
         "link": message.link,
         "context": message.context,
     }
-
-
-def _sign(key: str, body: bytes) -> dict[str, str]:
-    # Imported late: runner.web's package imports Flask and the service; the worker that
-    # escalates should not need them, nor risk an import cycle through them.
-    from runner.web.auth import sign
-
-    return sign(key, body)
 
 
 class WebhookNotifier:
@@ -62,7 +55,7 @@ class WebhookNotifier:
     def send(self, message: Message) -> None:
         """POST *message*; DeliveryError unless the receiver answers 2xx."""
         body = json.dumps(payload(message), separators=(",", ":"), ensure_ascii=False, default=str).encode()
-        headers = _sign(self._key, body) if self._key else {}
+        headers = sign(self._key, body) if self._key else {}
         if message.message_id is not None:
             headers["X-Runbook-Message-Id"] = message.message_id
         secrets = [self._key] if self._key else []

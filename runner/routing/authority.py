@@ -12,8 +12,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from runner.catalog.inventory import Inventory
-from runner.catalog.load import Catalog
-from runner.catalog.models import ApprovalMode, Policy, Runbook, Verdict, WorkingHours
+from runner.catalog.models import ApprovalMode, Catalog, Policy, Runbook, Verdict, WorkingHours
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

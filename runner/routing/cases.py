@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.alerts.model import Alert
-from runner.catalog.load import Catalog
-from runner.catalog.models import Runbook, TestCase
+from runner.catalog.models import Catalog, Runbook, TestCase
 from runner.durations import parse_time
 from runner.routing.params import redact
 from runner.routing.router import Route, Router

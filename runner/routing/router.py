@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.alerts.model import Alert
-from runner.catalog.load import Catalog
-from runner.catalog.models import Runbook, Selector, Verdict
+from runner.catalog.models import Catalog, Runbook, Selector, Verdict
 from runner.errors import ParamError
 from runner.routing.authority import Decision, decide_in, environment_label
 from runner.routing.params import resolve_params

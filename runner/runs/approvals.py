@@ -7,7 +7,7 @@ run is approved only if its runbook's limits allow it to start now.
 
 from __future__ import annotations
 
-from runner.catalog.load import Catalog
+from runner.catalog.models import Catalog
 from runner.errors import ConflictError, ForbiddenError, NotFoundError
 from runner.records import RunRecord
 from runner.runs.lifecycle import limits_of

@@ -39,10 +39,10 @@ import ansible_runner  # type: ignore[import-untyped]
 
 from runner.catalog.inventory import Inventory
 from runner.catalog.models import Runbook, Step
-from runner.catalog.source import read
 from runner.records import RunStatus, StepRecord, StepStatus, tail
 from runner.routing.params import REDACTED
 from runner.runs import reaper
+from runner.yamlsource import read
 
 MARKER_VAR = "RUNBOOK_RUN_MARKER"
 STEP_PLAY_PREFIX = "runbook-runner step "

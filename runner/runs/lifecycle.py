@@ -21,8 +21,7 @@ from typing import Any
 
 from runner.alerts.model import Alert
 from runner.catalog.gitrev import revision as git_revision
-from runner.catalog.load import Catalog
-from runner.catalog.models import Runbook, Verdict
+from runner.catalog.models import Catalog, Runbook, Verdict
 from runner.errors import NotFoundError, RunbookError, StoreError, UsageError
 from runner.records import GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry, Trigger, target_key
 from runner.routing.authority import Decision, decide_in, environment_label

@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from runner.catalog.models import ESCALATION_TRIGGERS
-from runner.store import incidents as _incidents  # a cycle: call through the module
 from runner.store.tables import alerts, escalations, incidents, outbox, run_steps, runs
+from runner.store.timeline import note, still_firing
 
 VERIFY_WINDOW = timedelta(minutes=10)  # a fix holds when the alert resolves within this of its run
 MAX_ATTEMPTS = 8  # a message that fails this often is a dead letter, with the last reason
@@ -79,7 +79,7 @@ def start(connection: sa.Connection, incident_id: str, reason: str, context: dic
         connection.execute(sa.insert(escalations).values(
             incident_id=incident_id, state="active", reason=reason, level=0, round=0, started_at=at,
             context=context, next_at=at + timedelta(seconds=policy["levels"][0]["after"])))
-    _incidents.note(connection, incident_id, at, "escalation_started", reason, kind=trigger)
+    note(connection, incident_id, at, "escalation_started", reason, kind=trigger)
     return True
 
 
@@ -115,7 +115,7 @@ def stop(connection: sa.Connection, incident_id: str, why: str, at: datetime) ->
         escalations.c.incident_id == incident_id, escalations.c.state == "active",
     ).values(state="stopped", next_at=None)).rowcount
     if done:
-        _incidents.note(connection, incident_id, at, "escalation_stopped", why)
+        note(connection, incident_id, at, "escalation_stopped", why)
     rows = connection.execute(sa.select(outbox.c.channel).where(
         outbox.c.incident_id == incident_id, outbox.c.kind == "escalation").distinct())
     return sorted(row.channel for row in rows)
@@ -164,9 +164,9 @@ def fire(connection: sa.Connection, row: dict[str, Any], now: datetime,
     for target in targets:
         queue_message(connection, row["incident_id"], target, "escalation", full, now)
     detail = f"level {level + 1}" + (f" (round {rnd + 1})" if rnd else "") + f": {', '.join(targets)}"
-    _incidents.note(connection, row["incident_id"], now, "escalated", detail)
+    note(connection, row["incident_id"], now, "escalated", detail)
     if handoff:
-        _incidents.note(connection, row["incident_id"], now, "handoff", f"handed over to team {handoff}")
+        note(connection, row["incident_id"], now, "handoff", f"handed over to team {handoff}")
     update(connection, row["incident_id"], f"escalated, level {level + 1}: {row['reason']}"
            + (f"; handed over to team {handoff}" if handoff else ""), now)
     return targets
@@ -175,15 +175,15 @@ def fire(connection: sa.Connection, row: dict[str, Any], now: datetime,
 def _verify(connection: sa.Connection, row: dict[str, Any], now: datetime) -> list[str] | None:
     """The verify window ended: escalate if the incident's alert still fires, else stop watching."""
     incident_id = row["incident_id"]
-    firing = _policy(connection, incident_id) is not None and _incidents.still_firing(connection, incident_id)
+    firing = _policy(connection, incident_id) is not None and still_firing(connection, incident_id)
     values: dict[str, Any] = {"state": "active", "next_at": now, "started_at": now} if firing else {
         "state": "done", "next_at": None}
     claimed = connection.execute(sa.update(escalations).where(
         escalations.c.incident_id == incident_id, escalations.c.state == "watching",
         escalations.c.next_at == row["next_at"]).values(values)).rowcount
     if claimed == 1 and firing:
-        _incidents.note(connection, incident_id, now, "fix_did_not_hold", str(row["reason"]))
-        _incidents.note(connection, incident_id, now, "escalation_started", str(row["reason"]),
+        note(connection, incident_id, now, "fix_did_not_hold", str(row["reason"]))
+        note(connection, incident_id, now, "escalation_started", str(row["reason"]),
                         kind="fix_did_not_hold")
     return None
 
@@ -215,7 +215,7 @@ def delivered(connection: sa.Connection, message_id: int, now: datetime) -> None
                              .values(status="sent", sent_at=now, last_error=None)
                              .returning(outbox.c.incident_id, outbox.c.channel, outbox.c.kind)).first()
     if row is not None and row.kind != "update":
-        _incidents.note(connection, row.incident_id, now, "message_sent", f"{row.kind} to {row.channel}")
+        note(connection, row.incident_id, now, "message_sent", f"{row.kind} to {row.channel}")
 
 
 def failed(connection: sa.Connection, message_id: int, attempts: int, reason: str, retryable: bool,
@@ -236,7 +236,7 @@ def failed(connection: sa.Connection, message_id: int, attempts: int, reason: st
                              .returning(outbox.c.incident_id, outbox.c.channel, outbox.c.kind)).first()
     if row is None:
         return "superseded"
-    _incidents.note(connection, row.incident_id, now, "message_failed",
+    note(connection, row.incident_id, now, "message_failed",
                     f"{row.kind} to {row.channel} not delivered: {reason}")
     return "dead"
 
@@ -256,7 +256,7 @@ def skipped(connection: sa.Connection, message_id: int, attempts: int, reason: s
     if row is None:
         return "superseded"
     if row.kind != "update":
-        _incidents.note(connection, row.incident_id, now, "message_skipped",
+        note(connection, row.incident_id, now, "message_skipped",
                         f"{row.kind} to {row.channel} not sent: {reason}")
     return "skipped"
 

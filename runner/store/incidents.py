@@ -19,6 +19,7 @@ from runner.records import Incident, IncidentStatus, Ownership, RunRecord, Timel
 from runner.store import escalation
 from runner.store.mapping import storable
 from runner.store.tables import alerts, incident_timeline, incidents, runs
+from runner.store.timeline import note, still_firing
 
 _OPEN = [IncidentStatus.OPEN.value, IncidentStatus.ACKNOWLEDGED.value]
 ESCALATE_UNMATCHED = ("critical", "high")  # severities of alerts no runbook matches that escalate at once
@@ -37,13 +38,6 @@ def incident_key(source: str, alert: Alert, group_key: str | None) -> str:
 def incident_lock_key(key: str) -> str:
     """The lock key of decisions about incident *key*."""
     return f"incident:{key}"
-
-
-def note(connection: sa.Connection, incident_id: str, at: datetime, event: str, detail: str,
-         kind: str | None = None) -> None:
-    """Append to an incident's timeline; *kind* is the detail as data, for who counts (the report)."""
-    connection.execute(sa.insert(incident_timeline).values(
-        incident_id=incident_id, at=at, event=event, detail=storable(detail), kind=kind))
 
 
 def _open_incident(connection: sa.Connection, key: str) -> sa.RowMapping | None:
@@ -110,16 +104,6 @@ def after_alert(
         note(connection, incident_id, at, "alert_resolved", f"alert {alert.name} ({alert.fingerprint})")
         if not still_firing(connection, incident_id):
             _resolve(connection, incident_id, at, _how_resolved(connection, incident_id))
-
-
-def still_firing(connection: sa.Connection, incident_id: str) -> bool:
-    """Whether any fingerprint of the incident was last received firing."""
-    last: dict[str, str] = {}
-    rows = connection.execute(sa.select(alerts.c.fingerprint, alerts.c.status)
-                              .where(alerts.c.incident_id == incident_id).order_by(alerts.c.id))
-    for fingerprint, status in rows:
-        last[fingerprint] = status
-    return any(status == "firing" for status in last.values())
 
 
 def _how_resolved(connection: sa.Connection, incident_id: str) -> str:

@@ -16,16 +16,16 @@ from werkzeug.exceptions import BadRequest, Forbidden, Unauthorized, Unsupported
 
 from runner.catalog.models import Runbook
 from runner.durations import parse_since
-from runner.errors import ForbiddenError, NotFoundError
+from runner.errors import AuthError, ForbiddenError, NotFoundError
 from runner.records import Incident, RunStatus, Trigger, incident_as_data, record_as_data
 from runner.runs import approvals
 from runner.runs.candidates import rejected
 from runner.runs.lifecycle import Request, candidate, prepare, runbook_named
 from runner.store.queue import Candidate
-from runner.web import rights, runtime
-from runner.web.auth import AuthError
+from runner.web import rights
 from runner.web.receiver import check_text, decode
 from runner.web.rights import may_act_for as _may_act_for
+from runner.web.state import runtime
 from runner.web.tokens import LOCAL_ADMIN, Identity, Role
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")

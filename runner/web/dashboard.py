@@ -19,15 +19,15 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Response
 
 from runner.durations import parse_since
-from runner.errors import NotFoundError, RunbookError, StoreError
+from runner.errors import AuthError, NotFoundError, RunbookError, StoreError
 from runner.records import Incident, IncidentStatus, RunStatus
 from runner.report import build_report
 from runner.runs.approvals import get_run
-from runner.web import _ERROR_CODES, rights, runtime
+from runner.web import rights
 from runner.web import session as sessions
-from runner.web.auth import AuthError
 from runner.web.charts import step_bars
 from runner.web.rights import acts_on_run, may_act_for
+from runner.web.state import ERROR_CODES, runtime
 from runner.web.tokens import Identity
 from runner.web.views import (
     incident_rows,
@@ -89,7 +89,7 @@ def _context() -> dict[str, Any]:
 
 @blueprint.errorhandler(RunbookError)
 def _runbook_error(error: RunbookError) -> ResponseReturnValue:
-    code = _ERROR_CODES.get(type(error), 500)
+    code = ERROR_CODES.get(type(error), 500)
     text = str(error) if code != 500 and not isinstance(error, StoreError) else "the run store is unavailable"
     return render_template("error.html", code=code, message=text), code
 

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (it can do its job: store and runbooks).
+"""``/healthz`` (the process answers), ``/readyz`` (it can do its job: store and runbooks) and
+``/metrics`` (Prometheus text format; what is counted is in runner.web.metrics).
 
 ``/readyz`` also says which notification channels can send from this process; one that is not
 configured does not make the process unready (its messages are skipped, see
@@ -10,12 +11,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from runner.errors import RunbookError
 from runner.notify.configuration import channel_states
-from runner.web import runtime
+from runner.web.state import runtime
 
 blueprint = Blueprint("health", __name__)
 
@@ -58,3 +61,9 @@ def readyz() -> ResponseReturnValue:
         states = channel_states(holder.active.catalog.owners, environ)
         body["channels"] = {name: str(channel) for name, channel in states.items()}
     return jsonify(body), 200 if ready else 503
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    """The Prometheus exposition."""
+    return Response(generate_latest(runtime().metrics.registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""``/metrics`` in the Prometheus text format (prometheus-client).
+"""The metrics ``/metrics`` shows (runner.web.health), in prometheus-client's registry.
 
 Counters and the duration histogram are this process's (alerts it received, runs its
 workers executed); queue depth and runs by status are read from the store at scrape time,
@@ -10,10 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from flask import Blueprint, Response
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from runner.catalog.live import CatalogHolder, ReloadResult
@@ -21,7 +19,6 @@ from runner.errors import StoreError
 from runner.records import RunRecord
 from runner.store import Store
 
-blueprint = Blueprint("metrics", __name__)
 log = logging.getLogger("runner.web.metrics")
 DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -116,11 +113,3 @@ class Metrics:
         self.finished.labels(record.runbook, record.status.value).inc()
         if record.duration is not None:
             self.duration.labels(record.runbook, record.status.value).observe(record.duration)
-
-
-@blueprint.get("/metrics")
-def metrics() -> Response:
-    """The Prometheus exposition."""
-    from runner.web import runtime
-
-    return Response(generate_latest(runtime().metrics.registry), mimetype=CONTENT_TYPE_LATEST)

@@ -19,12 +19,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
 from runner.alerts.sources import parse
-from runner.errors import AlertFormatError, StoreError
+from runner.errors import AlertFormatError, AuthError, StoreError
 from runner.records import RunStatus
 from runner.runs.candidates import route
 from runner.store.store import StoredAlert
-from runner.web import runtime
-from runner.web.auth import AuthError
+from runner.web.state import runtime
 
 blueprint = Blueprint("intake", __name__)
 log = logging.getLogger("runner.web.intake")

@@ -8,16 +8,12 @@ act, and do what follows in this process (the metric, waking the workers), for b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from runner.catalog.load import Catalog
+from runner.catalog.models import Catalog
 from runner.errors import ForbiddenError
 from runner.records import RunRecord, RunStatus
 from runner.runs import approvals
+from runner.web.state import Runtime
 from runner.web.tokens import Identity, Role
-
-if TYPE_CHECKING:  # runner.web imports this module's package: only for the annotation
-    from runner.web import Runtime
 
 
 def may_act_for(who: Identity, team: str, what: str) -> None:

@@ -23,7 +23,7 @@ from flask import Flask, current_app, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Forbidden
 
-from runner.web import runtime
+from runner.web.state import runtime
 from runner.web.tokens import LOCAL_ADMIN, Identity
 
 log = logging.getLogger("runner.web")

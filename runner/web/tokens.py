@@ -30,10 +30,10 @@ from pathlib import Path
 
 import yaml
 
-from runner.catalog.source import read
+from runner.alerts.signing import Headers
 from runner.config import state_dir
-from runner.errors import RunbookError, UsageError, YamlError
-from runner.web.auth import AuthError, Headers
+from runner.errors import AuthError, RunbookError, UsageError, YamlError
+from runner.yamlsource import read
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")

@@ -9,8 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from runner.catalog.load import Catalog
-from runner.catalog.models import Runbook
+from runner.catalog.models import Catalog, Runbook
 from runner.durations import format_duration, human
 from runner.records import Incident, IncidentStatus, RunRecord, RunStatus, TimelineEntry
 from runner.report import Report, Spread, reason_label

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
+from runner.alerts.signing import verify_signature
 from runner.alerts.sources import parse
 from runner.catalog.live import CatalogHolder, Loaded
 from runner.notify.escalator import Escalator
 from runner.runs.candidates import candidates, ownerships
 from runner.store import Store
-from runner.web.auth import verify_signature
 from tests.conftest import CATALOG
 
 SECRET = "sink-secret-3e9f"

@@ -18,10 +18,11 @@ import pytest
 import sqlalchemy as sa
 import waitress
 
+from runner.alerts.signing import REPLAY_WINDOW, sign
 from runner.store import Store
 from runner.store.engine import create_engine, parse_url
 from runner.web import AppConfig, create_app
-from runner.web.auth import REPLAY_WINDOW, WebhookAuth, sign
+from runner.web.auth import WebhookAuth
 from tests.conftest import CATALOG, ROOT
 
 PAYLOADS = ROOT / "tests" / "examples" / "payloads"

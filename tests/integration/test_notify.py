@@ -31,13 +31,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from runner.alerts.signing import verify_signature
 from runner.catalog.models import Channel
-from runner.notify import DeliveryError, Message, NotConfigured, notifier_for
+from runner.errors import AuthError
+from runner.notify.channels import notifier_for
 from runner.notify.email import EmailNotifier
+from runner.notify.message import DeliveryError, Message, NotConfigured
 from runner.notify.pagerduty import PagerDutyNotifier, dedup_key, encode, event
 from runner.notify.slack import SlackNotifier
 from runner.notify.webhook import WebhookNotifier
-from runner.web.auth import AuthError, verify_signature
 
 SLACK_TOKEN = "T0000/B1111/xoxSlackPathToken9876"
 HOOK_TOKEN = "hook-path-token-5c1e"

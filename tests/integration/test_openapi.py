@@ -44,13 +44,14 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from runner.alerts.signing import REPLAY_WINDOW, sign
 from runner.catalog.load import load_catalog
 from runner.durations import parse_time
 from runner.records import GitRevision, RunRecord, RunStatus, StepRecord, StepStatus, Trigger
 from runner.runs.lifecycle import Request, candidate, new_lease, prepare
 from runner.store import Store
 from runner.web import AppConfig, create_app
-from runner.web.auth import REPLAY_WINDOW, WebhookAuth, sign
+from runner.web.auth import WebhookAuth
 from runner.web.tokens import Tokens, hash_token
 from tests.conftest import CATALOG, ROOT
 from tests.integration.test_intake_server import Server

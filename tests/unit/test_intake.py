@@ -17,7 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from runner.alerts.fields import fingerprint
-from runner.alerts.model import alert_from_dict, alerts_from_document
+from runner.alerts.files import alert_from_dict, alerts_from_document
 from runner.alerts.sources import PARSERS, Batch, alertmanager, fields, generic, grafana, parse
 from runner.errors import AlertFormatError
 from tests.conftest import ROOT

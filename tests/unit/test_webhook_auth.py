@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from runner.web.auth import REPLAY_WINDOW, SIGNATURE_HEADER, TIMESTAMP_HEADER, AuthError, WebhookAuth, sign
+from runner.alerts.signing import REPLAY_WINDOW, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from runner.errors import AuthError
+from runner.web.auth import WebhookAuth
 
 BODY = b'{"alerts": []}'
 NOW = 1_800_000_000

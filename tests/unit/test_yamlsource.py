@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.catalog import source
-from runner.catalog.source import format_path, parse, read
+from runner import yamlsource
 from runner.errors import YamlError
+from runner.yamlsource import format_path, parse, read
 
 F = Path("x.yaml")
 
@@ -91,7 +91,7 @@ def test_our_depth_limit_answers_first_whatever_the_parser(
 ) -> None:
     """libyaml refuses 1,000 levels itself, as a 'syntax error'; pure Python recurses: we say which."""
     if loader == "Python":
-        monkeypatch.setattr(source, "_Loader", yaml.SafeLoader)
+        monkeypatch.setattr(yamlsource, "_Loader", yaml.SafeLoader)
     elif not hasattr(yaml, "CSafeLoader"):
         pytest.skip("PyYAML was built without libyaml")
     text = "name: deep\ntitle: t\ndescription: " + "[" * levels + "]" * levels + "\n"
