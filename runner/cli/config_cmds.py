@@ -6,11 +6,10 @@ import os
 from pathlib import Path
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from runner.cli.root import emit_json, main, output_option, print_table, settings
 from runner.config import default_db_url, state_dir, store_url
+from runner.store.engine import shown_url
 from runner.web.tokens import tokens_file
 
 KEYS = ("runbooks", "store", "state_dir", "tokens_file")
@@ -21,14 +20,6 @@ def _source(value: object, default: object, variable: str, from_env: object) -> 
     if value == default:
         return "default"
     return f"${variable}" if os.environ.get(variable) and value == from_env else "option"
-
-
-def _shown(url: str) -> str:
-    """*url* as given, its password masked."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "(not a database URL)"
 
 
 @main.command("config")
@@ -51,7 +42,7 @@ def config_cmd(key: str | None, output: str) -> None:
         "runbooks": (str(cfg.runbooks_dir), _source(cfg.runbooks_dir, Path("runbooks"),
                                                     "RUNBOOK_RUNBOOKS_DIR",
                                                     Path(os.environ.get("RUNBOOK_RUNBOOKS_DIR", "")))),
-        "store": (_shown(cfg.db_url), _source(cfg.db_url, default_db_url(), "RUNBOOK_DB_URL",
+        "store": (shown_url(cfg.db_url), _source(cfg.db_url, default_db_url(), "RUNBOOK_DB_URL",
                                               store_url(env_db) if env_db else None)),
         "state_dir": (str(state_dir()), "$RUNBOOK_STATE_DIR" if os.environ.get("RUNBOOK_STATE_DIR")
                       else "$XDG_STATE_HOME" if os.environ.get("XDG_STATE_HOME") else "default"),

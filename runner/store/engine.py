@@ -51,6 +51,14 @@ def parse_url(url: str) -> URL:
     )
 
 
+def shown_url(text: str) -> str:
+    """*text*, a store URL as given, with any password masked (for people to read)."""
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(not a database URL)"
+
+
 def safe_url(url: URL) -> str:
     """*url* as text with any password masked."""
     return url.render_as_string(hide_password=True)

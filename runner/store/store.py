@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.util import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import (
-    DataError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    ProgrammingError,
-    SQLAlchemyError,
-    StatementError,
-)
 
 from runner.alerts.batch import Batch
 from runner.errors import NotFoundError, StoreError, UsageError
@@ -36,113 +22,38 @@ from runner.records import (
     StepRecord,
     TimelineEntry,
 )
-from runner.store import escalation, incidents, migrate, queue, reporting, retention
-from runner.store.engine import (
-    POSTGRES_CONNECT_DEFAULTS,
-    WRITE_OPTION,
-    create_engine,
-    parse_url,
-    safe_url,
-    scrub,
+from runner.store import escalation, incidents, queue, reporting, retention
+from runner.store.alerts import (
+    DEDUP_WINDOW,
+    GroupCommit,
+    Receipt,
+    StoredAlert,
+    record_receipt,
+    statement_error,
 )
+from runner.store.connection import Connected
 from runner.store.mapping import run_record, run_row, step_row, timeline_row
 from runner.store.queue import Candidate, Lease, Limits
 from runner.store.reporting import ReportRows
 from runner.store.tables import UTCDateTime, alerts, run_steps, run_timeline, runs
-from runner.store.wakeup import Listener
 
-DEDUP_WINDOW = timedelta(hours=6)  # longer than Alertmanager's default repeat_interval (4h)
 MIN_PREFIX = 6  # characters of a run id that may stand for the whole id, as with git short SHAs
 _SHOWN_MATCHES = 5  # ids named in an "ambiguous prefix" error
 
 _STEP_KEY = ("run_id", "idx", "host")
-# Built once: SQLAlchemy then reuses their compiled form (intake runs them for every alert).
-_LAST_RECEIPT = (
-    sa.select(alerts.c.id, alerts.c.status, alerts.c.received_at, alerts.c.repeat_of, alerts.c.incident_id)
-    .where(alerts.c.fingerprint == sa.bindparam("fingerprint")).order_by(alerts.c.id.desc()).limit(1)
-)
-_INSERT_ALERT = sa.insert(alerts).returning(alerts.c.id)
 _STATUS_VALUES = [status.value for status in RunStatus]
 _FINAL_VALUES = [status.value for status in FINAL_STATUSES]
 
 
-@dataclass(frozen=True)
-class StoredAlert:
-    """An alert as the store accepted it: its id, and the first receipt it repeats, if any."""
-
-    id: int
-    fingerprint: str
-    status: str
-    repeat_of: int | None
-    run: RunRecord | None = None  # the run the alert caused, if any (queued, rejected...)
-    canceled: tuple[str, ...] = ()  # runs a resolved alert canceled before they started
-    incident_id: str | None = None  # the incident the alert belongs to
-
-
-class Store:
+class Store(Connected):
     """Runs, steps and timelines in one database; one engine, one transaction per write.
 
     ``display_url`` is the URL with its password masked, for messages and logs.
     """
 
     def __init__(self, url: str) -> None:
-        self._url = parse_url(url)
-        self.display_url = safe_url(self._url)
-        with self._errors("cannot open the run store"):
-            self._engine = create_engine(self._url)
-        self._writer = self._engine.execution_options(**{WRITE_OPTION: True})
-        self._ready = False
-        self._ready_lock = threading.Lock()
-        # SQLite has one writer at a time. Queue this process's writers on a lock, which hands
-        # over at once, rather than on SQLite's busy handler, which sleeps up to 100 ms per retry.
-        sqlite_file = self._url.get_backend_name() == "sqlite"
-        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite_file else nullcontext()
-        self._group = _GroupCommit(self._commit_receipts)
-
-    def __repr__(self) -> str:
-        return f"Store({self.display_url!r})"
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the pooled connections."""
-        self._engine.dispose()
-
-    def upgrade(self) -> None:
-        """Migrate the schema to the latest revision (``runbook db upgrade``); safe to repeat."""
-        with self._errors("cannot upgrade the database schema"), self._ready_lock:
-            migrate.upgrade(self._engine)
-            self._ready = True
-
-    @property
-    def shared(self) -> bool:
-        """True for a database server that processes on many machines may share (PostgreSQL)."""
-        return self._url.get_backend_name() == "postgresql"
-
-    def listener(self, on_wake: Callable[[], None]) -> Listener | None:
-        """A listener (not started) calling *on_wake* when any process queues a run; None on SQLite."""
-        if not self.shared:
-            return None
-        dialect = self._engine.dialect
-        args, params = dialect.create_connect_args(self._engine.url)  # without the pool options
-        params = {**POSTGRES_CONNECT_DEFAULTS, **params}
-        return Listener(lambda: dialect.loaded_dbapi.connect(*args, **params), on_wake)
-
-    def schema_problem(self) -> str | None:
-        """Why this version cannot use the database's schema now (an older one), or None."""
-        with self._errors("cannot read the schema revision"):
-            return migrate.problem(self._engine, self.display_url)
-
-    def revision(self) -> str | None:
-        """The schema revision of the database, None when it was never migrated."""
-        with self._errors("cannot read the schema revision"):
-            return migrate.current(self._engine)
+        super().__init__(url)
+        self._group = GroupCommit(self._commit_receipts)
 
     def create_run(self, record: RunRecord) -> None:
         """Insert a new run with its steps and timeline (created_at defaults to now)."""
@@ -279,16 +190,16 @@ class Store:
         Calls from concurrent threads share a transaction (group commit): one commit, one
         fsync, for every batch waiting at that moment; each returns only after that commit.
         """
-        receipt = _Receipt(batch, tuple(candidates), received_at or datetime.now(UTC), window, tuple(owners))
+        receipt = Receipt(batch, tuple(candidates), received_at or datetime.now(UTC), window, tuple(owners))
         self._group.submit(receipt)
         return receipt.result
 
-    def _commit_receipts(self, group: list[_Receipt]) -> None:
+    def _commit_receipts(self, group: list[Receipt]) -> None:
         """Store *group* in one transaction; if that fails, each alone (one bad batch fails alone)."""
         try:
             self._store_receipts(group)
         except StoreError as e:
-            if len(group) == 1 or not _statement_error(e):  # the database is away: all fail at once
+            if len(group) == 1 or not statement_error(e):  # the database is away: all fail at once
                 for receipt in group:
                     receipt.error = e
                 return
@@ -298,7 +209,7 @@ class Store:
                 except StoreError as alone:
                     receipt.error = alone
 
-    def _store_receipts(self, group: list[_Receipt]) -> None:
+    def _store_receipts(self, group: list[Receipt]) -> None:
         keys = [queue.fingerprint_key(a.fingerprint or "") for r in group for a in r.batch.alerts]
         keys += [queue.runbook_key(c.record.runbook) for r in group for c in r.candidates if c is not None]
         keys += [incidents.incident_lock_key(incidents.incident_key(r.batch.source, a, r.batch.group_key))
@@ -307,7 +218,7 @@ class Store:
         sources = ", ".join(sorted({r.batch.source for r in group}))
         with self._write(f"cannot store {n} alert(s) from {sources}") as connection:
             queue.lock(connection, keys)
-            results = [_record_receipt(connection, receipt) for receipt in group]
+            results = [record_receipt(connection, receipt) for receipt in group]
         for receipt, result in zip(group, results, strict=True):  # only once committed
             receipt.result = result
 
@@ -505,153 +416,6 @@ class Store:
             raise UsageError(f"run id prefix {run_id!r} is ambiguous: {shown}{more}; give more characters")
         return rows[0] if rows else None
 
-    def _ensure_ready(self) -> None:
-        """Migrate an empty database on first use; refuse an outdated one."""
-        if self._ready:
-            return
-        with self._ready_lock:
-            if not self._ready:
-                migrate.ensure_current(self._engine, self.display_url)
-                self._ready = True
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[sa.Connection]:
-        """A connection in a read transaction (one snapshot on SQLite)."""
-        with self._errors(action):
-            self._ensure_ready()
-            with self._engine.connect() as connection:
-                yield connection
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[sa.Connection]:
-        """A connection in a write transaction, committed when the block ends without error."""
-        with self._errors(action):
-            self._ensure_ready()
-            with self._write_lock, self._writer.begin() as connection:
-                yield connection
-
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turn database errors into StoreError, never repeating the password of the URL."""
-        try:
-            yield
-        except StoreError:
-            raise
-        except (SQLAlchemyError, CommandError, ImportError) as e:
-            message = f"{action}: {_reason(e)} (database {self.display_url})"
-            raise StoreError(scrub(message, self._url)) from e
-
-
-@dataclass
-class _Receipt:
-    """One call of record_alerts waiting for its group's commit."""
-
-    batch: Batch
-    candidates: tuple[Candidate | None, ...]
-    at: datetime
-    window: timedelta
-    owners: tuple[Ownership | None, ...] = ()
-    result: list[StoredAlert] = field(default_factory=list)
-    error: StoreError | None = None
-    lead: bool = False
-    finished: bool = False
-    event: threading.Event = field(default_factory=threading.Event)
-
-
-class _GroupCommit:
-    """Leader/follower group commit: the first waiting caller commits for everyone waiting.
-
-    The leader takes every pending receipt (its own among them), commits them together, wakes
-    their callers, and hands the lead to the oldest receipt still pending, so that no caller
-    works for others longer than one commit.
-    """
-
-    MAX_GROUP = 64
-
-    def __init__(self, commit: Callable[[list[_Receipt]], None]) -> None:
-        self._commit = commit
-        self._pending: list[_Receipt] = []
-        self._lock = threading.Lock()
-        self._leading = False
-
-    def submit(self, receipt: _Receipt) -> None:
-        """Return once *receipt* is committed; raise its StoreError when it could not be."""
-        with self._lock:
-            self._pending.append(receipt)
-            if not self._leading:
-                self._leading = receipt.lead = True
-        while not receipt.finished:
-            if receipt.lead:
-                self._lead()
-            else:
-                receipt.event.wait()
-        if receipt.error is not None:
-            raise receipt.error
-
-    def _lead(self) -> None:
-        with self._lock:
-            group, self._pending = self._pending[:self.MAX_GROUP], self._pending[self.MAX_GROUP:]
-        try:
-            self._commit(group)
-        except BaseException as e:  # never leave followers waiting forever
-            for receipt in group:
-                receipt.error = receipt.error or StoreError(f"alerts not stored: {type(e).__name__}")
-            raise
-        finally:
-            for receipt in group:
-                receipt.finished = True
-                receipt.event.set()
-            with self._lock:
-                if self._pending:
-                    successor = self._pending[0]
-                    successor.lead = True
-                    successor.event.set()
-                else:
-                    self._leading = False
-
-
-def _record_receipt(connection: sa.Connection, receipt: _Receipt) -> list[StoredAlert]:
-    """Store the alerts of one receipt; enqueue or cancel runs (inside the caller's transaction)."""
-    batch, at, candidates = receipt.batch, receipt.at, receipt.candidates
-    envelope = {k: v for k, v in batch.raw.items() if k != "alerts"}
-    listed = batch.raw.get("alerts")
-    raw_alerts: list[Any] = listed if isinstance(listed, list) else [batch.raw]
-    stored = []
-    for i, alert in enumerate(batch.alerts):
-        fingerprint = alert.fingerprint or ""
-        previous = connection.execute(_LAST_RECEIPT, {"fingerprint": fingerprint}).mappings().first()
-        repeat_of = None
-        if previous and previous["status"] == alert.status and at - previous["received_at"] <= receipt.window:
-            repeat_of = previous["repeat_of"] or previous["id"]
-        raw = {"envelope": envelope, "alert": raw_alerts[i] if i < len(raw_alerts) else None}
-        ownership = receipt.owners[i] if i < len(receipt.owners) else None
-        incident_id, opened = incidents.join(
-            connection, key=incidents.incident_key(batch.source, alert, batch.group_key), alert=alert,
-            source=batch.source, repeat=repeat_of is not None, ownership=ownership, at=at,
-            seen_in=previous["incident_id"] if previous else None)
-        new_id = int(connection.execute(_INSERT_ALERT, dict(
-            received_at=at, source=batch.source, fingerprint=fingerprint, status=alert.status,
-            group_key=alert.group_key or batch.group_key, alertname=alert.alertname,
-            labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
-            ends_at=alert.ends_at, generator_url=alert.generator_url, repeat_of=repeat_of, raw=raw,
-            incident_id=incident_id,
-        )).scalar_one())
-        run: RunRecord | None = None
-        canceled: tuple[str, ...] = ()
-        candidate = candidates[i] if i < len(candidates) else None
-        if repeat_of is None and alert.status == "resolved" and fingerprint:
-            canceled = tuple(queue.cancel_for_alert(connection, fingerprint, at))
-        elif repeat_of is None and candidate is not None:
-            candidate.record.alert_id = new_id
-            candidate.record.fingerprint = fingerprint or None
-            candidate.record.incident_id = incident_id
-            run = queue.enqueue(connection, candidate, at)
-        if incident_id is not None:
-            incidents.after_alert(connection, incident_id, opened=opened, alert=alert,
-                                  repeat=repeat_of is not None, ownership=ownership, run=run, at=at)
-        stored.append(StoredAlert(new_id, fingerprint, alert.status, repeat_of, run, canceled, incident_id))
-    return stored
-
 
 def _fence(worker: str | None, attempt: int | None) -> list[sa.ColumnElement[bool]]:
     """The conditions of a write that only the holder of the run (that claim of it) may make."""
@@ -659,22 +423,6 @@ def _fence(worker: str | None, attempt: int | None) -> list[sa.ColumnElement[boo
     if attempt is not None:
         conditions.append(runs.c.attempts == attempt)
     return conditions
-
-
-def _statement_error(error: StoreError) -> bool:
-    """True when one statement was refused (bad data), not the database being away or busy."""
-    cause = error.__cause__
-    return isinstance(cause, (IntegrityError, DataError, ProgrammingError)) or (
-        isinstance(cause, StatementError) and not isinstance(cause, (OperationalError, InterfaceError)))
-
-
-def _reason(error: Exception) -> str:
-    """The driver's own words when there are some, on one line."""
-    if isinstance(error, StatementError) and error.orig is not None:
-        text = str(error.orig) or type(error.orig).__name__
-    else:
-        text = str(error)
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _statuses(status: str | Collection[str]) -> list[str]:

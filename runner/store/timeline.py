@@ -1,4 +1,5 @@
-"""An incident's timeline and what it says about its alerts: written by incidents and escalation alike."""
+"""An incident's record beyond its row: its timeline, and whether its alerts still fire; read
+and written by incidents and escalation alike."""
 
 from __future__ import annotations
 

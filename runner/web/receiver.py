@@ -22,7 +22,7 @@ from runner.alerts.sources import parse
 from runner.errors import AlertFormatError, AuthError, StoreError
 from runner.records import RunStatus
 from runner.runs.candidates import route
-from runner.store.store import StoredAlert
+from runner.store.alerts import StoredAlert
 from runner.web.state import runtime
 
 blueprint = Blueprint("intake", __name__)

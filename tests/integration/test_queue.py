@@ -27,9 +27,9 @@ from runner.runs import approvals
 from runner.runs.candidates import alert_candidate
 from runner.runs.lifecycle import Request, candidate, new_lease, prepare, worker_id
 from runner.store import Store, queue
+from runner.store.alerts import StoredAlert
 from runner.store.engine import create_engine, parse_url
 from runner.store.queue import Candidate, Lease
-from runner.store.store import StoredAlert
 from runner.store.tables import runs
 from tests.conftest import runbook_yaml
 

@@ -36,8 +36,8 @@ from runner.report import (
 )
 from runner.runs.candidates import candidates, ownerships
 from runner.store import Store
+from runner.store.alerts import StoredAlert
 from runner.store.queue import Lease
-from runner.store.store import StoredAlert
 from tests.conftest import ROOT, catalog_owned_by
 
 OWNERS = """apiVersion: runbook-runner/v1

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.catalog.meaning import _code_is_templated
+from runner.catalog.content import _code_is_templated
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from runner.alerts import alertmanager, fields, generic, grafana
+from runner.alerts.batch import Batch
 from runner.alerts.fields import fingerprint
 from runner.alerts.files import alert_from_dict, alerts_from_document
-from runner.alerts.sources import PARSERS, Batch, alertmanager, fields, generic, grafana, parse
+from runner.alerts.sources import PARSERS, parse
 from runner.errors import AlertFormatError
 from tests.conftest import ROOT
 from tests.test_cli import AM_PAYLOAD
