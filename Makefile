@@ -36,6 +36,7 @@ run: install
 test: install
 	$(BIN)/ruff check runner tests bench docs
 	$(BIN)/mypy runner
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 # The same suite against the newest versions pyproject.toml allows, ignoring the lock, in a venv
@@ -47,6 +48,7 @@ test-newest: | python-version
 	.venv-newest/bin/pip freeze --exclude-editable
 	.venv-newest/bin/ruff check runner tests bench docs
 	.venv-newest/bin/mypy runner
+	.venv-newest/bin/lint-imports
 	.venv-newest/bin/python -m pytest
 
 # Refresh the lock after changing dependencies in pyproject.toml; `make lock UPGRADE=1` moves
