@@ -333,3 +333,25 @@ def test_codeowners_refuses_a_broken_catalog(catalog_copy: Path) -> None:
     proc = runbook("--runbooks", str(catalog_copy), "codeowners")
     assert proc.returncode == 1
     assert "problem(s); run `runbook validate` and fix them first" in proc.stderr
+
+
+def test_one_exit_code_table_for_every_command() -> None:
+    from runner.cli.root import exit_code
+    from runner.errors import (
+        AlertFormatError,
+        CatalogError,
+        ConflictError,
+        ForbiddenError,
+        NotFoundError,
+        ParamError,
+        StoreError,
+        UsageError,
+    )
+
+    errors = [UsageError("x"), ParamError("host", "x"), NotFoundError("x"), ForbiddenError("x"),
+              ConflictError("x"), StoreError("x"), CatalogError("x"), AlertFormatError("x")]
+    codes = {type(e).__name__: exit_code(e) for e in errors}
+    assert codes == {"UsageError": 2, "ParamError": 2, "NotFoundError": 2, "ForbiddenError": 2,
+                     "ConflictError": 1, "StoreError": 1, "CatalogError": 1, "AlertFormatError": 1}
+    # "not found" is 2 from every command that looks something up
+    assert (runbook("run", "nope").returncode, runbook("show", "nope").returncode) == (2, 2)

@@ -6,7 +6,6 @@ import click
 
 from runner.cli.root import emit_json, fail, main, open_store, output_option, print_table
 from runner.cli.run_cmds import operator_name, parse_since
-from runner.errors import ConflictError, NotFoundError
 from runner.records import Incident, IncidentStatus, incident_as_data
 
 
@@ -82,16 +81,11 @@ def incidents_show(incident_id: str, output: str) -> None:
 
 
 def _act(action: str, incident_id: str, output: str, reason: str = "") -> None:
-    try:
-        with open_store() as store:
-            if action == "ack":
-                incident = store.acknowledge(incident_id, operator_name())
-            else:
-                incident = store.resolve_incident(incident_id, operator_name(), reason)
-    except NotFoundError as e:
-        fail(str(e), 2)
-    except ConflictError as e:
-        fail(str(e))
+    with open_store() as store:
+        if action == "ack":
+            incident = store.acknowledge(incident_id, operator_name())
+        else:
+            incident = store.resolve_incident(incident_id, operator_name(), reason)
     if output == "json":
         emit_json(incident_as_data(incident))
     else:

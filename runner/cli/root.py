@@ -1,6 +1,8 @@
 """The ``runbook`` group: its options, its error handling, and what every command shares.
 
-Exit codes: 0 ok, 1 the check or run failed, 2 bad usage.
+Exit codes, for every command (``EXIT_CODES``): 0 ok; 1 the check or run failed, or the thing
+is in a state that does not allow it (a run already finished); 2 bad usage: a wrong option or
+value, a name that is not there, an action the actor may not take.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ import click
 from runner.catalog.load import load_catalog
 from runner.catalog.models import Catalog
 from runner.config import Settings, default_db_url, state_dir, store_url
-from runner.errors import NotFoundError, RunbookError, StoreError, UsageError
+from runner.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ParamError,
+    RunbookError,
+    StoreError,
+    UsageError,
+)
 from runner.records import json_default
 from runner.store import Store
 
@@ -51,6 +61,16 @@ def _where_options() -> list[click.Option]:
     ]
 
 
+EXIT_CODES: dict[type[RunbookError], int] = {  # the first class an error is an instance of decides
+    UsageError: 2, ParamError: 2, NotFoundError: 2, ForbiddenError: 2, ConflictError: 1, RunbookError: 1,
+}
+
+
+def exit_code(error: RunbookError) -> int:
+    """The exit code for *error*, from EXIT_CODES."""
+    return next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
+
+
 class Group(click.Group):
     """Turns library errors into one clean line and an exit code, never a traceback.
 
@@ -68,10 +88,8 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (UsageError, NotFoundError) as e:  # the command named what is not there: bad usage
-            fail(str(e), 2)
         except RunbookError as e:
-            fail(str(e))
+            fail(str(e), exit_code(e))
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as e:  # a bug of ours: say so plainly

@@ -28,10 +28,6 @@ from runner.cli.root import (
 )
 from runner.errors import (
     AlertFormatError,
-    ConflictError,
-    ForbiddenError,
-    NotFoundError,
-    ParamError,
     UsageError,
     YamlError,
 )
@@ -134,10 +130,7 @@ def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, enviro
     actor = operator_name()
     request = Request(name, trigger=_trigger(actor, alert), params=_parse_params(param_pairs),
                       alert=alert, environment=environment, dry_run=dry_run, ask_approval=ask_approval)
-    try:
-        prepared = prepare(catalog, request)
-    except ParamError as e:
-        fail(str(e), 2)
+    prepared = prepare(catalog, request)
     runbook = catalog.runbooks[name]
     text = output == "text"
     if text:
@@ -278,11 +271,8 @@ def operator_name() -> str:
 
 
 def _act(action: Callable[[Store], RunRecord], output: str) -> None:
-    try:
-        with open_store() as store:
-            record = action(store)
-    except (ConflictError, ForbiddenError, NotFoundError) as e:
-        fail(str(e), 1 if isinstance(e, ConflictError) else 2)
+    with open_store() as store:
+        record = action(store)
     if output == "json":
         emit_json(record_as_data(record))
     else:
