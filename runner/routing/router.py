@@ -18,8 +18,8 @@ from typing import Any
 from runner.alerts.model import Alert
 from runner.catalog.models import Catalog, Runbook, Selector, Verdict
 from runner.errors import ParamError
-from runner.routing.authority import Decision, decide_in, environment_label
-from runner.routing.params import resolve_params
+from runner.routing.authority import Decision
+from runner.routing.decision import decide_run
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,9 @@ class Router:
         runbook = top.runbook
         route = Route(alert, top, runbook.owner, ambiguous=tied if len(tied) > 1 else ())
         try:
-            route.params = resolve_params(runbook, alert)
+            decided = decide_run(self.catalog, runbook, now or datetime.now(UTC), alert=alert)
         except ParamError as e:
             route.decision = Decision(Verdict.REJECTED, str(e))
             return route
-        env = alert.labels.get(environment_label(runbook, policy))
-        route.decision = decide_in(self.catalog, runbook, route.params, env, now or datetime.now(UTC))
+        route.params, route.decision = decided.params, decided.decision
         return route

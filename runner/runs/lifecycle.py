@@ -24,8 +24,9 @@ from runner.catalog.gitrev import revision as git_revision
 from runner.catalog.models import Catalog, Runbook, Verdict
 from runner.errors import NotFoundError, RunbookError, StoreError, UsageError
 from runner.records import GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry, Trigger, target_key
-from runner.routing.authority import Decision, decide_in, environment_label
-from runner.routing.params import redact, redact_alert, resolve_params
+from runner.routing.authority import Decision
+from runner.routing.decision import decide_run
+from runner.routing.params import redact, redact_alert
 from runner.runs.executor import Plan, execute
 from runner.store import Store
 from runner.store.queue import Candidate, Lease, Limits
@@ -92,17 +93,6 @@ def limits_of(runbook: Runbook) -> Limits:
     return Limits(max_runs=a.max_runs, concurrency=a.concurrency, cooldown=a.cooldown)
 
 
-def _environment(runbook: Runbook, catalog: Catalog, request: Request) -> str | None:
-    if request.environment is not None:
-        return request.environment
-    if request.alert is not None and catalog.policy is not None:
-        return request.alert.labels.get(environment_label(runbook, catalog.policy))
-    if len(runbook.authority.environments) == 1:
-        return runbook.authority.environments[0]
-    raise UsageError(f"runbook {runbook.name} acts in {', '.join(runbook.authority.environments)}: "
-                     "say which environment (--env)")
-
-
 def _recorded_trigger(runbook: Runbook, request: Request) -> Trigger:
     """The trigger as recorded: the alert's values that feed secret params are redacted."""
     trigger = request.trigger
@@ -138,13 +128,11 @@ def prepare(catalog: Catalog, request: Request, revision: GitRevision | None = N
     """
     runbook = runbook_named(catalog, request.runbook)
     assert catalog.policy is not None
-    params = resolve_params(runbook, request.alert, request.params)
-    env = _environment(runbook, catalog, request)
     now = request.now or datetime.now(UTC)
-    decision = decide_in(catalog, runbook, params, env, now)
-    if request.ask_approval and decision.verdict is Verdict.ALLOWED:  # stricter only, never looser
-        decision = replace(decision, verdict=Verdict.AWAITING_APPROVAL,
-                           reason=f"approval asked for by {request.trigger.actor}")
+    decided = decide_run(catalog, runbook, now, alert=request.alert, given=dict(request.params),
+                         environment=request.environment, ask_approval=request.ask_approval,
+                         requester=request.trigger.actor)
+    params, decision = decided.params, decided.decision
     status = _STATUS_OF[decision.verdict]
     run_id = uuid.uuid4().hex
     record = RunRecord(
