@@ -14,6 +14,34 @@ from typing import Any
 OUTPUT_TAIL = 4096  # characters of stdout/stderr kept per step
 
 
+class ReasonKind(StrEnum):
+    """Why authority put a run where it is, as data beside the reason's words (``runs.reason_kind``).
+
+    Metrics, the report, the API and the dashboard read this, never the words. A new limit is a
+    model field, its schema, one check that returns its kind, and its member here.
+    """
+
+    ALLOWED = "allowed"  # within authority
+    ENVIRONMENT = "environment"  # no environment, or one the runbook does not act in
+    TARGET = "target"  # a host or group the inventory does not have
+    MAX_HOSTS = "max_hosts"
+    PARAMS = "params"  # a param the alert or the operator got wrong
+    FORBIDDEN = "forbidden"  # the operator may not run this runbook
+    MAX_RUNS = "max_runs"
+    CONCURRENCY = "concurrency"
+    COOLDOWN = "cooldown"
+    APPROVAL_REQUIRED = "approval_required"  # the runbook always needs it
+    OUTSIDE_HOURS = "outside_hours"  # the runbook needs it outside working hours
+    MODULE_APPROVAL = "module_approval"  # the policy needs it for a module the runbook uses
+    APPROVAL_ASKED = "approval_asked"  # the requester asked for it
+    APPROVAL = "approval"  # a person rejected it when asked to approve
+    ERROR = "error"  # the catalog could not decide (never for a validated catalog)
+
+
+LIMIT_KINDS = frozenset({ReasonKind.ENVIRONMENT, ReasonKind.MAX_HOSTS, ReasonKind.MAX_RUNS,
+                         ReasonKind.CONCURRENCY, ReasonKind.COOLDOWN})  # what "rejected (limit)" names
+
+
 class RunStatus(StrEnum):
     """States of a run (see docs: queued -> running -> a final state)."""
 
@@ -146,6 +174,7 @@ class RunRecord:
     attempts: int = 0  # times a worker claimed the run
     decided_by: str | None = None  # who approved or rejected it
     incident_id: str | None = None  # the incident of the alert that caused it
+    reason_kind: str | None = None  # ReasonKind: why authority decided so (None in runs older than 0009)
 
     @property
     def requester(self) -> str | None:

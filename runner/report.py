@@ -48,15 +48,21 @@ _KINDS = (  # escalation reasons as runner.store.incidents words them, and their
 
 
 def reason_kind(reason: str, trigger: str | None = None) -> str:
-    """The kind of an escalation, from the *trigger* it started on (stored beside its reason), or
-    from the reason's words for one an older version stored without it.
+    """The kind of an escalation: the kind stored beside its reason (its trigger, with the limit
+    of a rejection: ``rejected:max_runs``), or for one an older version stored without it, the
+    kind its words give.
 
     ``failed``, ``timed_out``, ``interrupted``, ``awaiting_approval``, ``no_runbook``,
-    ``fix_did_not_hold``; ``rejected``, or ``rejected:<limit>`` when authority named the limit
+    ``fix_did_not_hold``; ``rejected``, or ``rejected:<limit>`` when a limit made it
     (``max_runs``, ``concurrency``, ``cooldown``, ``max_hosts``, ``environment``); else ``other``.
     """
-    if trigger is not None and trigger != REJECTED:  # a rejection's limit is only in its words
+    if trigger is not None:
         return _TRIGGER_KINDS.get(trigger, trigger)
+    return _legacy_kind(reason)
+
+
+def _legacy_kind(reason: str) -> str:
+    """The kind of an escalation from its words: only for timeline entries written before 0008."""
     rejected = _REJECTED.match(reason)
     if rejected is not None:
         why = rejected.group(1)
@@ -66,8 +72,6 @@ def reason_kind(reason: str, trigger: str | None = None) -> str:
         if limit is None and (why.startswith("environment '") or why.startswith("no environment:")):
             limit = "environment"
         return f"{REJECTED}:{limit}" if limit else REJECTED
-    if trigger == REJECTED:
-        return REJECTED
     return next((kind for pattern, kind in _KINDS if pattern.match(reason)), OTHER)
 
 

@@ -13,16 +13,18 @@ from zoneinfo import ZoneInfo
 
 from runner.catalog.inventory import Inventory
 from runner.catalog.models import ApprovalMode, Catalog, Policy, Runbook, Verdict, WorkingHours
+from runner.records import ReasonKind
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A verdict with the reason a person can act on."""
+    """A verdict with the reason a person can act on, and its kind for whatever counts them."""
 
     verdict: Verdict
     reason: str
+    kind: ReasonKind
     hosts: tuple[str, ...] = ()
     environment: str | None = None
 
@@ -73,11 +75,13 @@ def decide(
         return Decision(
             Verdict.REJECTED,
             f"no environment: the alert has no '{label}' label (runbook acts only in {allowed})",
+            ReasonKind.ENVIRONMENT,
         )
     if environment not in a.environments:
         return Decision(
             Verdict.REJECTED,
             f"environment '{environment}' is outside the runbook's authority ({allowed})",
+            ReasonKind.ENVIRONMENT,
             environment=environment,
         )
     hosts = resolve_hosts(runbook, params, inventory)
@@ -90,14 +94,13 @@ def decide(
         named = runbook.targets.group or str(params.get(runbook.targets.hosts_from or ""))
         known = named in inventory.groups
         where = "has no hosts in the inventory" if known else "is not in the inventory"
-        return Decision(Verdict.REJECTED, f"{target} {where}", environment=environment)
+        return Decision(Verdict.REJECTED, f"{target} {where}", ReasonKind.TARGET, environment=environment)
     if len(hosts) > a.max_hosts:
-        return Decision(
-            Verdict.REJECTED, f"{len(hosts)} hosts exceed max_hosts {a.max_hosts}", tuple(hosts), environment
-        )
+        return Decision(Verdict.REJECTED, f"{len(hosts)} hosts exceed max_hosts {a.max_hosts}",
+                        ReasonKind.MAX_HOSTS, tuple(hosts), environment)
     gated = sorted(modules & policy.approval_modules)  # both hold canonical names
     if a.approval is ApprovalMode.REQUIRED:
-        reason = "the runbook requires approval"
+        reason, kind = "the runbook requires approval", ReasonKind.APPROVAL_REQUIRED
     elif (
         a.approval is ApprovalMode.OUTSIDE_HOURS
         and a.working_hours
@@ -107,8 +110,9 @@ def decide(
         reason = (
             f"outside working hours ({','.join(h.days)} {h.start}-{h.end} {h.timezone}) approval is required"
         )
+        kind = ReasonKind.OUTSIDE_HOURS
     elif gated:
-        reason = f"policy requires approval for module {', '.join(gated)}"
+        reason, kind = f"policy requires approval for module {', '.join(gated)}", ReasonKind.MODULE_APPROVAL
     else:
-        return Decision(Verdict.ALLOWED, "within authority", tuple(hosts), environment)
-    return Decision(Verdict.AWAITING_APPROVAL, reason, tuple(hosts), environment)
+        return Decision(Verdict.ALLOWED, "within authority", ReasonKind.ALLOWED, tuple(hosts), environment)
+    return Decision(Verdict.AWAITING_APPROVAL, reason, kind, tuple(hosts), environment)

@@ -15,6 +15,7 @@ from typing import Any
 from runner.alerts.model import Alert
 from runner.catalog.models import Catalog, Runbook, Verdict
 from runner.errors import UsageError
+from runner.records import ReasonKind
 from runner.routing.authority import Decision, decide_in, environment_label
 from runner.routing.params import resolve_params
 
@@ -53,5 +54,5 @@ def decide_run(catalog: Catalog, runbook: Runbook, now: datetime, *, alert: Aler
     decision = decide_in(catalog, runbook, params, environment_of(catalog, runbook, alert, environment), now)
     if ask_approval and decision.verdict is Verdict.ALLOWED:
         decision = replace(decision, verdict=Verdict.AWAITING_APPROVAL,
-                           reason=f"approval asked for by {requester}")
+                           reason=f"approval asked for by {requester}", kind=ReasonKind.APPROVAL_ASKED)
     return Decided(params, decision)

@@ -18,6 +18,7 @@ from typing import Any
 from runner.alerts.model import Alert
 from runner.catalog.models import Catalog, Runbook, Selector, Verdict
 from runner.errors import ParamError
+from runner.records import ReasonKind
 from runner.routing.authority import Decision
 from runner.routing.decision import decide_run
 
@@ -94,7 +95,7 @@ class Router:
         try:
             decided = decide_run(self.catalog, runbook, now or datetime.now(UTC), alert=alert)
         except ParamError as e:
-            route.decision = Decision(Verdict.REJECTED, str(e))
+            route.decision = Decision(Verdict.REJECTED, str(e), ReasonKind.PARAMS)
             return route
         route.params, route.decision = decided.params, decided.decision
         return route

@@ -17,7 +17,7 @@ from runner.alerts.model import Alert
 from runner.catalog.live import Loaded
 from runner.catalog.models import Owners, Runbook, Severity, Team
 from runner.errors import ParamError, RunbookError
-from runner.records import GitRevision, Ownership, RunRecord, RunStatus, TimelineEntry, Trigger
+from runner.records import GitRevision, Ownership, ReasonKind, RunRecord, RunStatus, TimelineEntry, Trigger
 from runner.routing.params import redact_alert
 from runner.runs.lifecycle import Request, candidate, limits_of, prepare
 from runner.store.queue import Candidate
@@ -36,8 +36,8 @@ def alert_trigger(alert: Alert) -> Trigger:
     })
 
 
-def rejected(runbook: Runbook, trigger: Trigger, reason: str, revision: GitRevision, now: datetime,
-             alert: Alert | None = None) -> RunRecord:
+def rejected(runbook: Runbook, trigger: Trigger, reason: str, kind: ReasonKind, revision: GitRevision,
+             now: datetime, alert: Alert | None = None) -> RunRecord:
     """A run recorded as rejected before any param was resolved (bad params, a forbidden operator)."""
     if trigger.alert is not None and alert is not None:
         labels, annotations = redact_alert(runbook, alert)
@@ -45,7 +45,8 @@ def rejected(runbook: Runbook, trigger: Trigger, reason: str, revision: GitRevis
                                                         "annotations": annotations})
     return RunRecord(
         id=uuid.uuid4().hex, runbook=runbook.name, status=RunStatus.REJECTED, trigger=trigger,
-        revision=revision, params={}, hosts=[], verdict="rejected", reason=reason, created_at=now,
+        revision=revision, params={}, hosts=[], verdict="rejected", reason=reason, reason_kind=kind.value,
+        created_at=now,
         timeline=[TimelineEntry(now, "created", f"by {trigger.kind}: {trigger.actor}"),
                   TimelineEntry(now, RunStatus.REJECTED.value, reason)],
         fingerprint=alert.fingerprint if alert is not None else None,
@@ -71,10 +72,11 @@ def _candidate(active: Loaded, alert: Alert, runbook: Runbook | None, now: datet
         prepared = prepare(active.catalog, Request(runbook.name, trigger, alert=alert, now=now),
                            revision=active.revision)
     except ParamError as e:
-        record = rejected(runbook, trigger, str(e), active.revision, now, alert)
+        record = rejected(runbook, trigger, str(e), ReasonKind.PARAMS, active.revision, now, alert)
         return Candidate(record, None, limits_of(runbook))
     except RunbookError as e:  # cannot happen for a validated catalog; keep the alert, say why
-        return Candidate(rejected(runbook, trigger, str(e), active.revision, now, alert), None)
+        record = rejected(runbook, trigger, str(e), ReasonKind.ERROR, active.revision, now, alert)
+        return Candidate(record, None)
     return candidate(active.catalog, prepared)
 
 

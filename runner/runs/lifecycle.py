@@ -23,7 +23,16 @@ from runner.alerts.model import Alert
 from runner.catalog.gitrev import revision as git_revision
 from runner.catalog.models import Catalog, Runbook, Verdict
 from runner.errors import NotFoundError, RunbookError, StoreError, UsageError
-from runner.records import GitRevision, RunRecord, RunStatus, StepRecord, TimelineEntry, Trigger, target_key
+from runner.records import (
+    GitRevision,
+    ReasonKind,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    TimelineEntry,
+    Trigger,
+    target_key,
+)
 from runner.routing.authority import Decision
 from runner.routing.decision import decide_run
 from runner.routing.params import redact, redact_alert
@@ -139,6 +148,7 @@ def prepare(catalog: Catalog, request: Request, revision: GitRevision | None = N
         id=run_id, runbook=runbook.name, status=status, trigger=_recorded_trigger(runbook, request),
         revision=revision or git_revision(catalog.root), params=redact(runbook, params),
         hosts=list(decision.hosts), verdict=decision.verdict.value, reason=decision.reason,
+        reason_kind=decision.kind.value,
         dry_run=request.dry_run, environment=decision.environment, created_at=now,
         timeline=[TimelineEntry(now, "created", f"by {request.trigger.kind}: {request.trigger.actor}"),
                   TimelineEntry(now, status.value, decision.reason)],
@@ -348,5 +358,6 @@ def stored_prepared(catalog: Catalog, record: RunRecord, inputs: Mapping[str, An
                            f"{', '.join(missing)}")
     plan = make_plan(catalog, runbook, inputs, record.hosts, dry_run=record.dry_run, run_id=record.id,
                      attempt=max(record.attempts, 1))
-    decision = Decision(Verdict.ALLOWED, record.reason, tuple(record.hosts), record.environment)
+    decision = Decision(Verdict.ALLOWED, record.reason, ReasonKind(record.reason_kind or ReasonKind.ALLOWED),
+                        tuple(record.hosts), record.environment)
     return Prepared(record, decision, plan, dict(inputs))

@@ -62,9 +62,10 @@ def enabled(policy: dict[str, Any] | None, trigger: str) -> bool:
 
 
 def start(connection: sa.Connection, incident_id: str, reason: str, context: dict[str, Any],
-          at: datetime, trigger: str) -> bool:
+          at: datetime, trigger: str, kind: str | None = None) -> bool:
     """Start escalating *incident_id* on *trigger* (unless the team's policy leaves that out, the
-    incident already escalates, or is resolved); True when started."""
+    incident already escalates, or is resolved); True when started. *kind* (default: the trigger)
+    is what the timeline keeps for the report, e.g. ``rejected:max_runs``."""
     policy = _policy(connection, incident_id)
     if policy is None or not policy.get("levels") or not enabled(policy, trigger):
         return False
@@ -79,7 +80,7 @@ def start(connection: sa.Connection, incident_id: str, reason: str, context: dic
         connection.execute(sa.insert(escalations).values(
             incident_id=incident_id, state="active", reason=reason, level=0, round=0, started_at=at,
             context=context, next_at=at + timedelta(seconds=policy["levels"][0]["after"])))
-    note(connection, incident_id, at, "escalation_started", reason, kind=trigger)
+    note(connection, incident_id, at, "escalation_started", reason, kind=kind or trigger)
     return True
 
 

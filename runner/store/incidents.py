@@ -15,7 +15,15 @@ import sqlalchemy as sa
 
 from runner.alerts.model import Alert
 from runner.errors import ConflictError, NotFoundError
-from runner.records import Incident, IncidentStatus, Ownership, RunRecord, TimelineEntry
+from runner.records import (
+    LIMIT_KINDS,
+    Incident,
+    IncidentStatus,
+    Ownership,
+    RunRecord,
+    RunStatus,
+    TimelineEntry,
+)
 from runner.store import escalation
 from runner.store.mapping import storable
 from runner.store.tables import alerts, incident_timeline, incidents, runs
@@ -99,7 +107,7 @@ def after_alert(
                       f"run {run.id[:12]} of {run.runbook} awaits approval: {run.reason}")
             escalation.start(connection, incident_id, reason,
                              escalation.message_for(connection, incident_id, reason, run.id), at,
-                             run.status.value)
+                             run.status.value, kind=escalation_kind(run))
     if alert.status == "resolved" and not repeat:
         note(connection, incident_id, at, "alert_resolved", f"alert {alert.name} ({alert.fingerprint})")
         if not still_firing(connection, incident_id):
@@ -238,3 +246,12 @@ def incident_of(row: Any) -> Incident:
         owner=row["owner"], opened_at=row["opened_at"], acknowledged_at=row["acknowledged_at"],
         acknowledged_by=row["acknowledged_by"], resolved_at=row["resolved_at"], resolution=row["resolution"],
     )
+
+
+def escalation_kind(run: RunRecord) -> str:
+    """What the report counts an escalation over *run* as: its status, and for a rejection the limit
+    that made it (``rejected:max_runs``), from the run's reason kind."""
+    status = run.status.value
+    if run.status is RunStatus.REJECTED and run.reason_kind in LIMIT_KINDS:
+        return f"{status}:{run.reason_kind}"
+    return status

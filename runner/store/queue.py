@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from runner.catalog.models import Rate
 from runner.durations import format_duration
 from runner.errors import ConflictError, NotFoundError
-from runner.records import PENDING_STATUSES, RunRecord, RunStatus, TimelineEntry
+from runner.records import PENDING_STATUSES, ReasonKind, RunRecord, RunStatus, TimelineEntry
 from runner.store import incidents, wakeup
 from runner.store.mapping import run_record, run_row, timeline_row
 from runner.store.tables import UTCDateTime, run_steps, run_timeline, runs
@@ -110,8 +110,9 @@ def _count(connection: sa.Connection, *where: sa.ColumnElement[bool]) -> int:
 
 def limit_reason(
     connection: sa.Connection, record: RunRecord, limits: Limits, now: datetime, exclude: str | None = None
-) -> str | None:
-    """Why the history forbids *record* now, or None. Dry runs change nothing and are not counted."""
+) -> tuple[ReasonKind, str] | None:
+    """Which limit of the history forbids *record* now and why, or None. Dry runs change nothing
+    and are not counted."""
     same = [runs.c.runbook == record.runbook, runs.c.dry_run.is_(False)]
     if exclude is not None:
         same.append(runs.c.id != exclude)
@@ -119,21 +120,23 @@ def limit_reason(
     if limits.concurrency is not None and target:
         active = _count(connection, *same, runs.c.target == target, runs.c.status.in_(_ACTIVE))
         if active >= limits.concurrency:
-            return (f"concurrency: {active} run(s) of {record.runbook} already queued or running on "
-                    f"{target} (limit {limits.concurrency})")
+            return ReasonKind.CONCURRENCY, (f"concurrency: {active} run(s) of {record.runbook} already "
+                                            f"queued or running on {target} (limit {limits.concurrency})")
     if limits.cooldown is not None and target:
         active = _count(connection, *same, runs.c.target == target, runs.c.status.in_(_ACTIVE))
         if active:
-            return (f"cooldown: {active} run(s) of {record.runbook} on {target} not finished yet; the next "
-                    f"may start {format_duration(limits.cooldown)} after the last ends")
+            wait = format_duration(limits.cooldown)
+            return ReasonKind.COOLDOWN, (f"cooldown: {active} run(s) of {record.runbook} on {target} not "
+                                         f"finished yet; the next may start {wait} after the last ends")
         last = connection.execute(
             sa.select(sa.func.max(runs.c.finished_at)).where(
                 *same, runs.c.target == target, runs.c.started_at.is_not(None))
         ).scalar()
         if last is not None and now - last < limits.cooldown:
-            return (f"cooldown: the last run on {target} ended at {last.isoformat(timespec='seconds')}; "
-                    f"the next may start after {(last + limits.cooldown).isoformat(timespec='seconds')} "
-                    f"(cooldown {format_duration(limits.cooldown)})")
+            return ReasonKind.COOLDOWN, (
+                f"cooldown: the last run on {target} ended at {last.isoformat(timespec='seconds')}; "
+                f"the next may start after {(last + limits.cooldown).isoformat(timespec='seconds')} "
+                f"(cooldown {format_duration(limits.cooldown)})")
     if limits.max_runs is not None:
         rate = limits.max_runs
         never_ran = sa.and_(runs.c.status == RunStatus.CANCELED.value, runs.c.started_at.is_(None))
@@ -141,8 +144,8 @@ def limit_reason(
                          runs.c.status != RunStatus.REJECTED.value, sa.not_(never_ran))
         if counted >= rate.count:
             per = format_duration(rate.per)
-            return (f"max_runs: {counted} run(s) of {record.runbook} in the last {per} "
-                    f"(limit {rate.count} per {per})")
+            return ReasonKind.MAX_RUNS, (f"max_runs: {counted} run(s) of {record.runbook} in the last "
+                                         f"{per} (limit {rate.count} per {per})")
     return None
 
 
@@ -156,11 +159,12 @@ def enqueue(
     """
     record = candidate.record
     if record.status in PENDING_STATUSES and not record.dry_run:
-        reason = limit_reason(connection, record, candidate.limits, now)
-        if reason is not None:
+        limited = limit_reason(connection, record, candidate.limits, now)
+        if limited is not None:
+            kind, reason = limited
             timeline = [*record.timeline[:-1], TimelineEntry(now, RunStatus.REJECTED.value, reason)]
             record = replace(record, status=RunStatus.REJECTED, verdict="rejected", reason=reason,
-                             timeline=timeline)
+                             reason_kind=kind.value, timeline=timeline)
     row = run_row(record)
     row["inputs"] = candidate.inputs if record.status in PENDING_STATUSES else None
     if lease is not None and record.status is RunStatus.QUEUED:
@@ -331,12 +335,13 @@ def decide(
         blocked = None if row["dry_run"] else limit_reason(connection, run_record(row), limits, now,
                                                              exclude=run_id)
         if blocked is not None:
-            raise ConflictError(f"run {run_id} cannot start now: {blocked}; it still awaits approval")
+            raise ConflictError(f"run {run_id} cannot start now: {blocked[1]}; it still awaits approval")
         values: dict[str, Any] = {"status": RunStatus.QUEUED.value, "decided_by": actor}
         status, detail = RunStatus.QUEUED, f"approved by {actor}" + (f": {reason}" if reason else "")
     else:
         values = {**_finish_values(RunStatus.REJECTED, now), "decided_by": actor, "verdict": "rejected",
-                  "reason": f"rejected by {actor}" + (f": {reason}" if reason else "")}
+                  "reason": f"rejected by {actor}" + (f": {reason}" if reason else ""),
+                  "reason_kind": ReasonKind.APPROVAL.value}
         status, detail = RunStatus.REJECTED, values["reason"]
     done = connection.execute(sa.update(runs).where(
         runs.c.id == run_id, runs.c.status == RunStatus.AWAITING_APPROVAL.value).values(values))

@@ -58,6 +58,7 @@ runs = sa.Table(
     sa.Column("hosts", json_type(), nullable=False),
     sa.Column("verdict", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("reason_kind", sa.String(32), nullable=True),  # runner.records.ReasonKind (0009)
     sa.Column("dry_run", sa.Boolean, nullable=False),
     sa.Column("environment", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),

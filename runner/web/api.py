@@ -17,7 +17,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, Unauthorized, Unsupported
 from runner.catalog.models import Runbook
 from runner.durations import parse_since
 from runner.errors import AuthError, ForbiddenError, NotFoundError
-from runner.records import Incident, RunStatus, Trigger, incident_as_data, record_as_data
+from runner.records import Incident, ReasonKind, RunStatus, Trigger, incident_as_data, record_as_data
 from runner.runs import approvals
 from runner.runs.candidates import rejected
 from runner.runs.lifecycle import Request, candidate, prepare, runbook_named
@@ -132,7 +132,8 @@ def start_run(name: str) -> ResponseReturnValue:
     try:
         _may_act(who, runbook, "run")
     except ForbiddenError as e:  # on the record: who tried what
-        attempt = rejected(runbook, trigger, f"forbidden: {e}", active.revision, datetime.now(UTC))
+        attempt = rejected(runbook, trigger, f"forbidden: {e}", ReasonKind.FORBIDDEN, active.revision,
+                           datetime.now(UTC))
         record = state.store.enqueue(Candidate(attempt))
         state.metrics.run_created(record)
         raise

@@ -23,24 +23,6 @@ log = logging.getLogger("runner.web.metrics")
 DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
-def reject_kind(reason: str) -> str:
-    """A bounded label for a rejection reason (the reason itself has host names and numbers)."""
-    head = reason.split(":", 1)[0].strip()
-    if head in ("max_runs", "concurrency", "cooldown", "forbidden"):
-        return head
-    if head.startswith("param "):
-        return "params"
-    if "environment" in reason:
-        return "environment"
-    if "max_hosts" in reason:
-        return "max_hosts"
-    if "inventory" in reason:
-        return "target"
-    if reason.startswith("rejected by"):
-        return "approval"
-    return "other"
-
-
 class _StoreCollector(Collector):
     """Queue depth, runs by runbook and status, outbox messages by channel and status: from the
     store at scrape time."""
@@ -106,7 +88,7 @@ class Metrics:
         """Count a new run."""
         self.created.labels(record.runbook, record.status.value).inc()
         if record.status.value == "rejected":
-            self.rejected.labels(reject_kind(record.reason)).inc()
+            self.rejected.labels(record.reason_kind or "other").inc()  # a ReasonKind: a bounded label
 
     def run_finished(self, record: RunRecord) -> None:
         """Count a run a worker of this process executed."""

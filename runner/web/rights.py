@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from runner.catalog.models import Catalog
 from runner.errors import ForbiddenError
-from runner.records import RunRecord, RunStatus
+from runner.records import ReasonKind, RunRecord, RunStatus
 from runner.runs import approvals
 from runner.web.state import Runtime
 from runner.web.tokens import Identity, Role
@@ -58,7 +58,7 @@ def decide(state: Runtime, who: Identity, record: RunRecord, *, approve: bool, r
     after = approvals.decide(state.store, state.holder.active.catalog, record.id, who.name, approve=approve,
                            reason=reason)
     if not approve:
-        state.metrics.rejected.labels("approval").inc()
+        state.metrics.rejected.labels(ReasonKind.APPROVAL.value).inc()
     elif after.status is RunStatus.QUEUED:
         state.queued()
     return after
