@@ -98,6 +98,8 @@ def test_failed_and_rejected_runs_exit_1_and_filters_find_them(cli, tmp_path: Pa
     assert "recorded as rejected" in rejected.stdout
     only_failed = json.loads(cli("runs", "--status", "failed", "--output", "json").stdout)
     assert [r["status"] for r in only_failed] == ["failed"]
+    only_rejected = json.loads(cli("runs", "--status", "rejected", "--output", "json").stdout)
+    assert [r["reason_kind"] for r in only_rejected] == ["target"]  # the host is not in the inventory
     recent = json.loads(
         cli("runs", "--runbook", "rotate-oversized-file", "--since", "1h", "-o", "json").stdout
     )

@@ -416,6 +416,10 @@ def test_exact_limits_under_100_concurrent_webhook_requests(service: Service, tm
     assert reasons <= {"max_runs", "concurrency"} and "max_runs" in reasons
     runs = service.store.list_runs(runbook="touch", limit=None)
     assert len(runs) == 100 and sum(r.status.value == "queued" for r in runs) == 2
+    # which limit refused each is data beside the words, and agrees with them
+    kinds = {(r.reason_kind, r.reason.split(":")[0]) for r in runs if r.status.value == "rejected"}
+    assert {kind for kind, _ in kinds} <= {"max_runs", "concurrency"} and all(k == w for k, w in kinds)
+    assert {r.reason_kind for r in runs if r.status.value == "queued"} == {"allowed"}
 
 
 def test_every_alert_has_an_owner_from_the_first_second(service: Service, tmp_path: Path) -> None:

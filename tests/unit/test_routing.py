@@ -212,3 +212,14 @@ def test_an_empty_group_is_named_as_such(make_catalog) -> None:  # type: ignore[
     r = Router(cat).route(Alert(labels(alertname="Quiet", env="prod", instance="web-1")), NOON)
     assert r.decision is not None
     assert r.decision.reason == "group 'spare' has no hosts in the inventory"
+
+
+def test_every_reason_kind_is_in_the_api_schema_and_nothing_else() -> None:
+    import yaml
+
+    from runner.records import ReasonKind
+    from tests.conftest import ROOT
+
+    spec = yaml.safe_load((ROOT / "schemas" / "openapi.yaml").read_text())
+    listed = spec["components"]["schemas"]["Run"]["properties"]["reason_kind"]["enum"]
+    assert sorted(k for k in listed if k is not None) == sorted(k.value for k in ReasonKind)
