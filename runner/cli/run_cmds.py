@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from runner.errors import (
 )
 from runner.records import RunRecord, RunStatus, StepRecord, Trigger, record_as_data
 from runner.runs import approvals
-from runner.runs.lifecycle import Heartbeat, Request, candidate, carry_out, new_lease, prepare, worker_id
+from runner.runs.lifecycle import Request, prepare, run_here
 from runner.store import Store
 
 WAIT_POLL = 0.2  # seconds between looks at a run `runs show --wait` waits for
@@ -147,31 +147,23 @@ def run(name: str, param_pairs: tuple[str, ...], alert_file: Path | None, enviro
             click.echo(f"{runbook.name} on {', '.join(prepared.decision.hosts)} "
                        f"({prepared.decision.environment})" + (" [dry run]" if dry_run else ""), err=True)
         click.confirm("Run it?", abort=True, err=True)
+    def progress(step: StepRecord) -> None:
+        if text:
+            click.echo(f"  {_step_line(step)}", err=True)
+
     with open_store() as store:
-        heartbeat = Heartbeat(store, new_lease(worker_id("cli")))
-        # The history limits are decided as the run is stored: it may be rejected only now.
-        stored = store.enqueue(candidate(catalog, prepared), lease=heartbeat.lease if prepared.plan else None)
-        if stored.status is not RunStatus.RUNNING:
-            asked = ask_approval and stored.status is RunStatus.AWAITING_APPROVAL
-            if text:
-                reason = f": {stored.reason}" if stored.status is not prepared.record.status else ""
-                click.echo(f"run {stored.id} recorded as {stored.status.value}{reason}")
-                if stored.status is RunStatus.AWAITING_APPROVAL:
-                    click.echo(f"another person approves it (`runbook approve {stored.id[:12]}`); then a "
-                               "worker (runbook serve or runbook worker) executes it", err=True)
-            else:
-                emit_json(record_as_data(stored))
-            raise SystemExit(0 if asked else 1)
-
-        def progress(step: StepRecord) -> None:
-            if text:
-                click.echo(f"  {_step_line(step)}", err=True)
-
-        heartbeat.start()
-        try:
-            final = carry_out(store, replace(prepared, record=stored), on_step=progress, heartbeat=heartbeat)
-        finally:
-            heartbeat.stop()
+        final = run_here(store, catalog, prepared, on_step=progress)
+    if final.started_at is None:  # authority, or the history limits only now, did not let it run
+        asked = ask_approval and final.status is RunStatus.AWAITING_APPROVAL
+        if text:
+            reason = f": {final.reason}" if final.status is not prepared.record.status else ""
+            click.echo(f"run {final.id} recorded as {final.status.value}{reason}")
+            if final.status is RunStatus.AWAITING_APPROVAL:
+                click.echo(f"another person approves it (`runbook approve {final.id[:12]}`); then a "
+                           "worker (runbook serve or runbook worker) executes it", err=True)
+        else:
+            emit_json(record_as_data(final))
+        raise SystemExit(0 if asked else 1)
     if text:
         click.echo()
         print_record(final)

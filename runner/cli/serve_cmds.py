@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -20,9 +21,8 @@ from runner.catalog.live import CatalogHolder
 from runner.catalog.load import find_root, load_catalog
 from runner.cli.root import fail, main, open_store, print_table, settings
 from runner.errors import RunbookError
-from runner.notify.escalator import Escalator, report_channels
-from runner.runs.lifecycle import LEASE, MIN_LEASE, set_lease
-from runner.runs.worker import DEFAULT_GRACE, POLL_INTERVAL, WorkerPool
+from runner.runs.lifecycle import LEASE, MIN_LEASE
+from runner.runs.worker import DEFAULT_GRACE, POLL_INTERVAL, Workers, WorkerSettings
 from runner.store import Store
 from runner.web import AppConfig, create_app, runtime
 from runner.web.auth import WebhookAuth
@@ -120,13 +120,6 @@ lease_option = click.option(
          "interrupted (renewed every third of it). Env RUNBOOK_LEASE_SECONDS.")
 
 
-def _pool(store: Store, holder: CatalogHolder, *, size: int, grace: float, listen: bool, poll: float,
-          lease: float, **extra: Any) -> WorkerPool:
-    set_lease(lease)  # before the pool exists: its heartbeat renews every third of it
-    return WorkerPool(store, lambda: holder.active, size=size, grace=grace, listen=listen, poll=poll,
-                      listen_poll=max(10 * poll, 2.0), **extra)
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
@@ -174,39 +167,28 @@ def serve(host: str, port: int, threads: int, workers: int,
                                secret_key=os.environ.get("RUNBOOK_SECRET_KEY") or None))
     with app.app_context():
         state = runtime()
-    pool = _pool(store, holder, size=workers, grace=grace, listen=listen, poll=poll, lease=lease,
-                 on_finish=state.metrics.run_finished) if workers else None
-    if pool is not None:
-        state.on_queued.append(pool.notify)
-    escalator = Escalator(store, lambda: holder.active) if workers else None
-    if escalator is not None:  # the process that sends says which channels cannot: once, not per message
-        report_channels(holder)
+    crew = Workers(store, holder, WorkerSettings(workers, grace, listen, poll, lease),
+                   on_finish=state.metrics.run_finished) if workers else None
+    if crew is not None:
+        state.on_queued.append(crew.pool.notify)
     server = _listen(app, host, port, threads)
     stop = threading.Event()
     _on_signals(stop, holder)
-    if pool is not None:
-        pool.start()
-    if escalator is not None:
-        escalator.start()
     if tokens is not None:
         log.info("operator tokens from %s: %d identit%s", tokens_path, len(tokens.entries),
                  "y" if len(tokens.entries) == 1 else "ies")
     elif not insecure_local:
         log.warning("no tokens file (`runbook token new` makes one): "
                     "the operator API answers 401 to everyone")
-    bound = getattr(server, "effective_port", port)
-    click.echo(f"listening on http://{host}:{bound} (store {store.display_url}, "
-               f"runbooks {holder.active.commit}, {workers} worker(s)"
-               + (f", {pool.wakeup}" if pool is not None else "") + ")", err=True)
-    serving = threading.Thread(target=server.run, name="http", daemon=True)
-    serving.start()
-    stop.wait()
-    server.close()  # no new connections; the requests already in progress finish below
-    server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
-    if pool is not None:
-        pool.stop()  # stop claiming; running runs finish within the grace period, or are interrupted
-    if escalator is not None:
-        escalator.stop()
+    with crew or contextlib.nullcontext():
+        bound = getattr(server, "effective_port", port)
+        click.echo(f"listening on http://{host}:{bound} (store {store.display_url}, "
+                   f"runbooks {holder.active.commit}, {workers} worker(s)"
+                   + (f", {crew.pool.wakeup}" if crew is not None else "") + ")", err=True)
+        threading.Thread(target=server.run, name="http", daemon=True).start()
+        stop.wait()
+        server.close()  # no new connections; the requests already in progress finish below
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
     store.close()
 
 
@@ -226,18 +208,12 @@ def worker(workers: int, grace: float, listen: bool,
     """
     _logging()
     store, holder = _open()
-    pool = _pool(store, holder, size=workers, grace=grace, listen=listen, poll=poll, lease=lease)
-    escalator = Escalator(store, lambda: holder.active)
-    report_channels(holder)  # once now, and after a reload that changes it; not per message
     stop = threading.Event()
     _on_signals(stop, holder)
-    pool.start()
-    escalator.start()
-    click.echo(f"{pool.size} worker(s) on {store.display_url} (runbooks {holder.active.commit}; "
-               f"{pool.wakeup})", err=True)
-    stop.wait()
-    pool.stop()
-    escalator.stop()
+    with Workers(store, holder, WorkerSettings(workers, grace, listen, poll, lease)) as crew:
+        click.echo(f"{crew.pool.size} worker(s) on {store.display_url} (runbooks {holder.active.commit}; "
+                   f"{crew.pool.wakeup})", err=True)
+        stop.wait()
     store.close()
 
 

@@ -167,17 +167,39 @@ def candidate(catalog: Catalog, prepared: Prepared) -> Candidate:
     return Candidate(prepared.record, prepared.params, limits_of(runbook))
 
 
-def submit(store: Store, catalog: Catalog, request: Request, *, lease: Lease | None = None) -> Prepared:
-    """Prepare and store a run (queued, rejected or awaiting approval), history limits included.
+def submit(store: Store, catalog: Catalog, request: Request, *, lease: Lease | None = None,
+           revision: GitRevision | None = None) -> Prepared:
+    """Prepare and store a run (queued, rejected or awaiting approval), history limits included:
+    what the API does for a manual run.
 
     With *lease* an allowed run is stored already running, held by the caller, who executes it
     next with :func:`carry_out`.
     """
-    prepared = prepare(catalog, request)
-    stored = store.enqueue(candidate(catalog, prepared), lease=lease)
+    return store_prepared(store, catalog, prepare(catalog, request, revision), lease=lease)
+
+
+def store_prepared(store: Store, catalog: Catalog, prepared: Prepared, *,
+                   lease: Lease | None = None) -> Prepared:
+    """Store a prepared run; the history limits may reject it only now (then it has no plan)."""
+    stored = store.enqueue(candidate(catalog, prepared), lease=lease if prepared.plan else None)
     if stored.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
         return replace(prepared, record=stored, plan=None)
     return replace(prepared, record=stored)
+
+
+def run_here(store: Store, catalog: Catalog, prepared: Prepared,
+             on_step: Callable[[StepRecord], None] | None = None) -> RunRecord:
+    """Store a prepared run and execute it in this process, held under a lease of its own (what
+    `runbook run` does); the stored record when authority or the history did not allow it."""
+    heartbeat = Heartbeat(store, new_lease(worker_id("cli")))
+    stored = store_prepared(store, catalog, prepared, lease=heartbeat.lease)
+    if stored.record.status is not RunStatus.RUNNING:
+        return stored.record
+    heartbeat.start()
+    try:
+        return carry_out(store, stored, on_step=on_step, heartbeat=heartbeat)
+    finally:
+        heartbeat.stop()
 
 
 class Heartbeat:

@@ -17,14 +17,25 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from runner.catalog.live import Loaded
+from runner.catalog.live import CatalogHolder, Loaded
 from runner.errors import RunbookError, StoreError
+from runner.notify.escalator import Escalator, report_channels
 from runner.records import RunRecord, RunStatus
 from runner.runs import reaper
 from runner.runs.executor import MARKER_VAR
-from runner.runs.lifecycle import Heartbeat, carry_out, new_lease, pid_namespace, stored_prepared, worker_id
+from runner.runs.lifecycle import (
+    LEASE,
+    Heartbeat,
+    carry_out,
+    new_lease,
+    pid_namespace,
+    set_lease,
+    stored_prepared,
+    worker_id,
+)
 from runner.store import Store
 
 log = logging.getLogger("runner.worker")
@@ -214,3 +225,41 @@ class WorkerPool:
                  (datetime.now(UTC) - started).total_seconds())
         if self.on_finish is not None:
             self.on_finish(final)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How a process's workers claim and execute runs (`runbook worker` / `serve` options)."""
+
+    size: int = 1
+    grace: float = DEFAULT_GRACE
+    listen: bool = True  # PostgreSQL LISTEN/NOTIFY wakes idle workers
+    poll: float = POLL_INTERVAL  # seconds between polls while nothing wakes them
+    lease: float = LEASE.total_seconds()
+
+
+class Workers:
+    """A process's workers and its escalator, started together and stopped in order: the life
+    cycle `runbook worker` runs alone and `runbook serve` beside its HTTP server.
+
+    Used as a context manager: started on entry; on exit the pool stops claiming (running runs
+    get the grace period, then are recorded ``interrupted``), then the escalator stops.
+    """
+
+    def __init__(self, store: Store, holder: CatalogHolder, settings: WorkerSettings, *,
+                 on_finish: Callable[[RunRecord], None] | None = None) -> None:
+        set_lease(settings.lease)  # before the pool exists: its heartbeat renews every third of it
+        self.pool = WorkerPool(store, lambda: holder.active, size=settings.size, grace=settings.grace,
+                               listen=settings.listen, poll=settings.poll,
+                               listen_poll=max(10 * settings.poll, LISTEN_POLL_INTERVAL), on_finish=on_finish)
+        self.escalator = Escalator(store, lambda: holder.active)
+        report_channels(holder)  # the process that sends says which channels cannot: once, not per message
+
+    def __enter__(self) -> Workers:
+        self.pool.start()
+        self.escalator.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.pool.stop()
+        self.escalator.stop()

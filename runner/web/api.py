@@ -20,7 +20,7 @@ from runner.errors import AuthError, ForbiddenError, NotFoundError
 from runner.records import Incident, ReasonKind, RunStatus, Trigger, incident_as_data, record_as_data
 from runner.runs import approvals
 from runner.runs.candidates import rejected
-from runner.runs.lifecycle import Request, candidate, prepare, runbook_named
+from runner.runs.lifecycle import Request, runbook_named, submit
 from runner.store.queue import Candidate
 from runner.web import rights
 from runner.web.receiver import check_text, decode
@@ -139,8 +139,7 @@ def start_run(name: str) -> ResponseReturnValue:
         raise
     request_ = Request(name, trigger, params=params, environment=environment, dry_run=dry_run,
                        ask_approval=ask_approval)
-    prepared = prepare(active.catalog, request_, revision=active.revision)
-    record = state.store.enqueue(candidate(active.catalog, prepared))
+    record = submit(state.store, active.catalog, request_, revision=active.revision).record
     state.metrics.run_created(record)
     if record.status is RunStatus.QUEUED:
         state.queued()
