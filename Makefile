@@ -13,7 +13,7 @@ LOCK   := requirements/dev.txt
 COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
           --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 
-.PHONY: install run test test-newest lock bench clean python-version
+.PHONY: install run test test-fast test-newest lock bench clean python-version
 
 python-version:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -38,6 +38,14 @@ test: install
 	$(BIN)/mypy runner
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+
+# The inner loop, under a minute: lint, types, the import contracts, the unit tests, the example
+# catalogs and the plan of the house. `make test` stays the whole suite.
+test-fast: install
+	$(BIN)/ruff check runner tests bench docs
+	$(BIN)/mypy runner
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q tests/unit tests/test_examples.py tests/test_architecture.py
 
 # The same suite against the newest versions pyproject.toml allows, ignoring the lock, in a venv
 # of its own: an upstream release that breaks us shows up here (CI's test-newest job) first.

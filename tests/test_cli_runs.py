@@ -200,7 +200,7 @@ def test_on_a_terminal_the_plan_is_confirmed_first(tmp_path: Path) -> None:
 
 
 def test_approve_reject_and_cancel_from_the_cli(cli, make_catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from tests.integration.test_service import TOUCH, runbook
+    from tests.integration.web.test_service import TOUCH, runbook
 
     root = make_catalog({"approve-me.yaml": runbook("approve-me", "payments-dev", "ApproveMe", TOUCH,
                                                     approval="required")})
@@ -270,7 +270,7 @@ def test_incidents_ack_and_resolve_from_the_cli(cli, tmp_path: Path) -> None:  #
 
 def test_a_requester_may_ask_for_approval_where_authority_would_not(  # type: ignore[no-untyped-def]
         cli, make_catalog, tmp_path: Path) -> None:
-    from tests.integration.test_service import TOUCH, runbook
+    from tests.integration.web.test_service import TOUCH, runbook
 
     root = make_catalog({"touch.yaml": runbook("touch", "payments-dev", "TouchMe", TOUCH)})  # approval: none
     base = ("--runbooks", str(root), "run", "touch", "-p", "host=web-1", "-p", f"dir={tmp_path}",

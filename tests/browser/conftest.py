@@ -19,7 +19,7 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures: a store on SQ
     sqlite_store_url,
     store_url,
 )
-from tests.integration.test_service import catalog_repo, service  # noqa: F401  (fixtures: the live service)
+from tests.integration.web.test_service import catalog_repo, service  # noqa: F401  (fixtures: the live service)
 
 CHROMIUM = Path(os.environ.get("RUNBOOK_TEST_CHROMIUM", "/usr/bin/chromium"))
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from tests.integration.test_service import Service, token_of
+from tests.integration.web.test_service import Service, token_of
 
 RUN_TIMEOUT = 90_000  # ms: a real Ansible run on a loaded machine
 

@@ -14,7 +14,7 @@ from runner.store import Store, queue
 from runner.store.engine import create_engine, parse_url
 from runner.store.queue import Lease
 from runner.store.tables import runs
-from tests.integration.test_queue import active, manual  # noqa: F401 (the fixture)
+from tests.integration.store.test_queue import active, manual  # noqa: F401 (the fixture)
 
 WORKER = "worker@a:1:1:x"
 

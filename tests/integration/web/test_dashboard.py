@@ -25,7 +25,7 @@ from runner.store import Store
 from runner.web import AppConfig, create_app
 from runner.web.auth import WebhookAuth
 from runner.web.tokens import Tokens
-from tests.integration.test_service import (
+from tests.integration.web.test_service import (
     WEBHOOK,
     alertmanager_group,
     catalog_repo,  # noqa: F401  (a fixture)

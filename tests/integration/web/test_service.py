@@ -28,7 +28,7 @@ from runner.web import AppConfig
 from runner.web.auth import WebhookAuth
 from runner.web.tokens import Tokens, hash_token
 from tests.conftest import CATALOG
-from tests.integration.test_intake_server import Server
+from tests.integration.web.test_intake_server import Server
 
 WEBHOOK = "hook-token-5b1e"
 PEOPLE = {  # name: (role, teams)

@@ -16,7 +16,7 @@ from runner.runs.worker import WorkerPool
 from runner.store import Store, wakeup
 from runner.store.engine import create_engine, parse_url
 from tests.integration.conftest import POSTGRES_URL
-from tests.integration.test_queue import active, manual  # noqa: F401 (the fixture)
+from tests.integration.store.test_queue import active, manual  # noqa: F401 (the fixture)
 
 WAIT = 30.0  # seconds a test waits for what should come at once; far below any poll it sets
 

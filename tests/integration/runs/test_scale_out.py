@@ -32,10 +32,10 @@ from runner.runs.executor import MARKER_VAR
 from runner.runs.reaper import processes_with
 from runner.store import Store
 from tests.conftest import CATALOG, ROOT
-from tests.integration.test_escalation import SECRET, Sink, sink  # noqa: F401 (a fixture)
-from tests.integration.test_serve_process import Process, wait_for
-from tests.integration.test_service import WEBHOOK, commit_all, git
-from tests.integration.test_service import runbook as service_runbook
+from tests.integration.notify.test_escalation import SECRET, Sink, sink  # noqa: F401 (a fixture)
+from tests.integration.web.test_serve_process import Process, wait_for
+from tests.integration.web.test_service import WEBHOOK, commit_all, git
+from tests.integration.web.test_service import runbook as service_runbook
 
 LEASE = 6  # seconds: short, so a dead worker's run is taken over quickly in tests
 HOSTS = [f"node-{n:02d}" for n in range(50)]

@@ -8,7 +8,7 @@ from runner.catalog.live import Loaded
 from runner.notify.escalator import Escalator
 from runner.store import Store
 from runner.store.escalation import IN_FLIGHT
-from tests.integration.test_escalation import (  # noqa: F401 (the fixtures)
+from tests.integration.notify.test_escalation import (  # noqa: F401 (the fixtures)
     Sink,
     active,
     environ,

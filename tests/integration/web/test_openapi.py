@@ -54,7 +54,7 @@ from runner.web import AppConfig, create_app
 from runner.web.auth import WebhookAuth
 from runner.web.tokens import Tokens, hash_token
 from tests.conftest import CATALOG, ROOT
-from tests.integration.test_intake_server import Server
+from tests.integration.web.test_intake_server import Server
 
 SPEC_FILE = ROOT / "schemas" / "openapi.yaml"
 ALERT_SCHEMA_FILE = ROOT / "schemas" / "alert.schema.json"

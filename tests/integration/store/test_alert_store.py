@@ -10,7 +10,7 @@ from pathlib import Path
 from runner.alerts.sources import parse
 from runner.store import Store
 
-PAYLOADS = Path(__file__).resolve().parents[1] / "examples" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[2] / "examples" / "payloads"
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 

@@ -22,9 +22,9 @@ from runner.store import Store
 from runner.web import AppConfig
 from runner.web.auth import WebhookAuth
 from tests.conftest import CATALOG
-from tests.integration.test_escalation import BREAKS, SECRET, Sink, post, soon
-from tests.integration.test_intake_server import Server
-from tests.integration.test_service import metric
+from tests.integration.notify.test_escalation import BREAKS, SECRET, Sink, post, soon
+from tests.integration.web.test_intake_server import Server
+from tests.integration.web.test_service import metric
 
 OWNERS = """apiVersion: runbook-runner/v1
 kind: Owners

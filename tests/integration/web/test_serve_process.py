@@ -26,7 +26,7 @@ from runner.runs.executor import MARKER_VAR
 from runner.runs.reaper import processes_with
 from runner.store import Store
 from tests.conftest import ROOT
-from tests.integration.test_service import (
+from tests.integration.web.test_service import (
     WEBHOOK,
     catalog_repo,  # noqa: F401  (a fixture)
     commit_all,

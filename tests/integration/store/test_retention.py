@@ -12,7 +12,7 @@ from runner.records import RunStatus
 from runner.store import Store, retention
 from runner.store.engine import create_engine, parse_url
 from runner.store.tables import alerts, incident_timeline, incidents, outbox, run_steps, run_timeline, runs
-from tests.integration.test_report import active, cli, finish, post, run_id  # noqa: F401 (the fixture)
+from tests.integration.notify.test_report import active, cli, finish, post, run_id  # noqa: F401 (the fixture)
 
 NINETY_DAYS = timedelta(days=90)
 

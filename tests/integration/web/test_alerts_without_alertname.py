@@ -23,8 +23,8 @@ from runner.store import Store
 from runner.web import AppConfig
 from runner.web.auth import WebhookAuth
 from tests.conftest import catalog_owned_by
-from tests.integration.test_escalation import HOLDS, SECRET, Sink, soon
-from tests.integration.test_intake_server import PAYLOADS, Server
+from tests.integration.notify.test_escalation import HOLDS, SECRET, Sink, soon
+from tests.integration.web.test_intake_server import PAYLOADS, Server
 
 TOKEN = "nameless-token-4e1f"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
