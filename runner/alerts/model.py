@@ -13,7 +13,7 @@ class Alert:
     """One alert as every source is turned into: labels, annotations, status.
 
     Times are aware datetimes in UTC; ``ends_at`` is None while the alert fires. ``group_key``
-    is the sender's key for the group the alert came in (runner.intake sets it).
+    is the sender's key for the group the alert came in (the source parsers of runner.alerts set it).
     """
 
     labels: dict[str, str]

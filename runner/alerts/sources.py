@@ -1,7 +1,7 @@
 """Alert intake: what Alertmanager, Grafana or any other tool sends, read into one Batch.
 
 Each source has a module with one function, ``parse(payload: object) -> Batch``, taking the
-request's decoded JSON and returning its alerts (``runner.alerts.Alert``) with the envelope
+request's decoded JSON and returning its alerts (``runner.alerts.model.Alert``) with the envelope
 they came in, or raising AlertFormatError naming every problem it found (the first few) by
 field path. Payloads are untrusted: nothing else escapes a parser. Fields a parser does not
 know are ignored, as Alertmanager does, so newer senders keep working.

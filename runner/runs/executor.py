@@ -12,7 +12,7 @@ ansible-runner 2.4 / ansible-core 2.19 and handle here:
 * a timeout or cancel does not kill the task's processes (ansible's worker
   calls ``setsid``): every process of the run carries a unique marker in its
   environment, and a run that timed out or was canceled has every process
-  carrying it killed (:mod:`runner.reaper`). A run that ends otherwise keeps
+  carrying it killed (:mod:`runner.runs.reaper`). A run that ends otherwise keeps
   them: a service a runbook (re)started on a local host must survive;
 * extra vars are templated: every param reaches Ansible wrapped as
   ``__ansible_unsafe`` so alert text is data, never a template;

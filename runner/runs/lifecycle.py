@@ -3,7 +3,7 @@
 ``prepare`` decides everything that needs no history (params, hosts, authority) and yields
 the record to store; ``submit`` stores it, the history limits decided in the same
 transaction; ``carry_out`` executes an allowed run under a lease and streams every step
-into the store. Workers (``runner.worker``) do the same for runs they claim.
+into the store. Workers (``runner.runs.worker``) do the same for runs they claim.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The dashboard: server-rendered pages for incidents, runs, runbooks, approvals and the report.
 
 A thin adapter like the API: each page reads the store and the active catalog, each form
-calls the same core function the API calls (``runner.actions``, the store's acknowledge and
+calls the same core function the API calls (``runner.runs.approvals``, the store's acknowledge and
 resolve) after the same team check (``runner.web.rights``). A session comes from logging in
 with an operator token (``runner.web.session``); every POST carries the session's CSRF token.
 Buttons appear only for those who may act, and the server refuses the others all the same.
