@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from runner.alerts import alertmanager, fields, generic, grafana
 from runner.alerts.batch import Batch
 from runner.alerts.fields import fingerprint
-from runner.alerts.files import alert_from_dict, alerts_from_document
+from runner.alerts.files import alerts_from_document
 from runner.alerts.sources import PARSERS, parse
 from runner.errors import AlertFormatError
 from tests.conftest import ROOT
@@ -186,11 +186,21 @@ def test_ends_at_zero_time_is_none(zero: object) -> None:
     assert generic.parse(alert).alerts[0].ends_at is None
 
 
-def test_the_cli_reader_gives_datetimes_too() -> None:
-    alert = alert_from_dict(AM_PAYLOAD["alerts"][0])  # type: ignore[index]
-    assert alert.starts_at == datetime(2026, 11, 23, 3, tzinfo=UTC) and alert.ends_at is None
-    with pytest.raises(AlertFormatError, match="startsAt: 'soon' is not an RFC 3339 time"):
-        alert_from_dict({"labels": {"alertname": "A"}, "startsAt": "soon"})
+def test_the_cli_reader_reads_as_the_server_does() -> None:
+    """One parser per format: a file reads as the same body posted to the server would."""
+    [first, second] = alerts_from_document(AM_PAYLOAD)
+    assert (first.source, first.starts_at, first.ends_at) == ("alertmanager",
+                                                              datetime(2026, 11, 23, 3, tzinfo=UTC), None)
+    assert first == alertmanager.parse(AM_PAYLOAD).alerts[0] and second.labels["mountpoint"] == "/data"
+    one = AM_PAYLOAD["alerts"][0]  # type: ignore[index]
+    assert alerts_from_document(one) == generic.parse(one).alerts  # one alert: the generic format
+    assert alerts_from_document([one, one]) == generic.parse({"alerts": [one, one]}).alerts
+    grafana_payload = load("grafana/firing.json")
+    assert alerts_from_document(grafana_payload) == grafana.parse(grafana_payload).alerts
+    with pytest.raises(AlertFormatError, match=r"startsAt.*RFC 3339"):
+        alerts_from_document({"labels": {"alertname": "A"}, "startsAt": "soon"})
+    with pytest.raises(AlertFormatError, match="version"):  # a webhook of a version nobody sends
+        alerts_from_document({**AM_PAYLOAD, "version": "9"})
 
 
 # --- fingerprints ----------------------------------------------------------
