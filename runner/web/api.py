@@ -22,7 +22,7 @@ from runner.runs import approvals
 from runner.runs.candidates import rejected
 from runner.runs.lifecycle import Request, runbook_named, submit
 from runner.store.queue import Candidate
-from runner.web import rights
+from runner.web import acts
 from runner.web.receiver import check_text, decode
 from runner.web.rights import may_act_for as _may_act_for
 from runner.web.state import runtime
@@ -180,9 +180,9 @@ def show_run(run_id: str) -> ResponseReturnValue:
 
 def _decide(run_id: str, approve: bool) -> ResponseReturnValue:
     who, state = identity(), runtime()
-    record = rights.run_to_act_on(state, who, run_id, rights.decide_action(approve))
+    record = acts.run_to_act_on(state, who, run_id, acts.decide_action(approve))
     reason = _field(_body(), "reason", str, "") or ""
-    return jsonify(record_as_data(rights.decide(state, who, record, approve=approve, reason=reason)))
+    return jsonify(record_as_data(acts.decide(state, who, record, approve=approve, reason=reason)))
 
 
 @blueprint.post("/runs/<run_id>/approve")
@@ -200,7 +200,7 @@ def reject(run_id: str) -> ResponseReturnValue:
 @blueprint.post("/runs/<run_id>/cancel")
 def cancel(run_id: str) -> ResponseReturnValue:
     """Cancel a run not started yet, or ask the worker of a running one to stop it."""
-    return jsonify(record_as_data(rights.cancel(runtime(), identity(), run_id))), 202
+    return jsonify(record_as_data(acts.cancel(runtime(), identity(), run_id))), 202
 
 
 @blueprint.post("/reload")

@@ -23,7 +23,7 @@ from runner.errors import AuthError, NotFoundError, RunbookError, StoreError
 from runner.records import Incident, IncidentStatus, RunStatus
 from runner.report import build_report
 from runner.runs.approvals import get_run
-from runner.web import rights
+from runner.web import acts
 from runner.web import session as sessions
 from runner.web.charts import step_bars
 from runner.web.rights import acts_on_run, may_act_for
@@ -227,9 +227,9 @@ def run(run_id: str) -> ResponseReturnValue:
 
 def _decide(run_id: str, approve: bool) -> Response:
     verb, state = "approve" if approve else "reject", runtime()
-    record = rights.run_to_act_on(state, who(), run_id, rights.decide_action(approve))
+    record = acts.run_to_act_on(state, who(), run_id, acts.decide_action(approve))
     reason = request.form.get("reason", "").strip()
-    after = rights.decide(state, who(), record, approve=approve, reason=reason)
+    after = acts.decide(state, who(), record, approve=approve, reason=reason)
     flash(f"Run {after.id[:12]} of {after.runbook} {verb}d by {who().name}: now {after.status}.")
     return redirect(_local(request.form.get("next"), url_for("dashboard.run", run_id=after.id)))
 
@@ -249,7 +249,7 @@ def reject(run_id: str) -> ResponseReturnValue:
 @blueprint.post("/runs/<run_id>/cancel")
 def cancel(run_id: str) -> ResponseReturnValue:
     """Cancel a run not started, or ask its worker to stop it."""
-    after = rights.cancel(runtime(), who(), run_id)
+    after = acts.cancel(runtime(), who(), run_id)
     flash(f"Run {after.id[:12]}: cancel requested, now {after.status}.")
     return redirect(url_for("dashboard.run", run_id=after.id))
 
