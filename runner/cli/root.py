@@ -175,7 +175,7 @@ def main(ctx: click.Context, runbooks_dir: Path | None, db_url: str | None) -> N
     Example:
       runbook validate runbooks/
       runbook test runbooks/
-      runbook route --alert alert.json
+      runbook route --alert docs/examples/alertmanager-webhook.json
       runbook run disk-full-cleanup --param host=web-1 --env prod
     """
     ctx.obj = Settings.load(runbooks_dir, db_url)

@@ -167,11 +167,11 @@ def serve(host: str, port: int, threads: int, workers: int,
                                secret_key=os.environ.get("RUNBOOK_SECRET_KEY") or None))
     with app.app_context():
         state = runtime()
+    server = _listen(app, host, port, threads)  # a busy port fails before any worker is set up
     crew = Workers(store, holder, WorkerSettings(workers, grace, listen, poll, lease),
                    on_finish=state.metrics.run_finished) if workers else None
     if crew is not None:
         state.on_queued.append(crew.pool.notify)
-    server = _listen(app, host, port, threads)
     stop = threading.Event()
     _on_signals(stop, holder)
     if tokens is not None:

@@ -33,7 +33,7 @@ import yaml
 from runner.alerts.signing import Headers
 from runner.config import state_dir
 from runner.errors import AuthError, RunbookError, UsageError, YamlError
-from runner.yamlsource import read
+from runner.yamlsource import Document, read
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -82,7 +82,12 @@ class Tokens:
     @classmethod
     def load(cls, file: Path) -> Tokens:
         """Read *file*; YamlError names the file and line of the first problem."""
-        doc = read(file)
+        return cls.of(read(file))
+
+    @classmethod
+    def of(cls, doc: Document) -> Tokens:
+        """The identities of a tokens file already read; YamlError at the first problem."""
+        file = doc.file
 
         def bad(path: tuple[str | int, ...], message: str) -> YamlError:
             return YamlError(file, doc.line(path), message)
@@ -170,8 +175,9 @@ def _locked(file: Path) -> Iterator[list[dict[str, object]]]:
         entries: list[dict[str, object]] = []
         mode = 0o600
         if file.exists():
-            Tokens.load(file)  # refuse to rewrite a file we cannot read
-            entries = list(read(file).data["tokens"])
+            doc = read(file)
+            Tokens.of(doc)  # refuse to rewrite a file we cannot read
+            entries = list(doc.data["tokens"])
             mode = file.stat().st_mode & 0o777
         yield entries
         text = _HEADER + yaml.safe_dump({"tokens": entries}, sort_keys=False, default_flow_style=None)
